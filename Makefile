@@ -1,0 +1,46 @@
+# Beacon: `make run` runs the main job locally, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+GENERATED := beacon/v1
+
+.PHONY: run test install proto-gen proto-check lint typecheck check clean
+
+run: $(STAMP)
+	$(BIN)/beacon local --job examples/bias-audit.yaml
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+proto-gen: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -I protos \
+		--python_out=. --grpc_python_out=. \
+		--mypy_out=. --mypy_grpc_out=. \
+		protos/beacon/v1/*.proto
+
+# Fails when the committed stubs differ from what the protos generate.
+proto-check: proto-gen
+	git diff --exit-code -- $(GENERATED)
+	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" \
+		|| { echo "untracked generated files in $(GENERATED)"; exit 1; }
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy beacon coordinator region_agent local_router
+
+check: lint typecheck proto-check test
+
+clean:
+	rm -rf $(VENV) .beacon .pytest_cache .mypy_cache .ruff_cache
