@@ -78,6 +78,7 @@ class ExecuteRequest(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
+    ROUTER_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     cell_id: _builtins.str
     attempt: _builtins.int
@@ -93,6 +94,10 @@ class ExecuteRequest(_message.Message):
     """Hex SHA-256 of the UTF-8 prompt."""
     temperature: _builtins.float
     max_tokens: _builtins.int
+    router_timeout_seconds: _builtins.float
+    """The job's router call timeout; the agent uses the smaller of this and
+    the time left before the deadline.
+    """
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """The attempt must be finished by then; the router call is bounded by it."""
@@ -112,10 +117,11 @@ class ExecuteRequest(_message.Message):
         temperature: _builtins.float = ...,
         max_tokens: _builtins.int = ...,
         deadline: _timestamp_pb2.Timestamp | None = ...,
+        router_timeout_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cell_id", b"cell_id", "deadline", b"deadline", "job_id", b"job_id", "max_tokens", b"max_tokens", "model", b"model", "prompt", b"prompt", "prompt_sha256", b"prompt_sha256", "question_id", b"question_id", "region", b"region", "sample", b"sample", "temperature", b"temperature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cell_id", b"cell_id", "deadline", b"deadline", "job_id", b"job_id", "max_tokens", b"max_tokens", "model", b"model", "prompt", b"prompt", "prompt_sha256", b"prompt_sha256", "question_id", b"question_id", "region", b"region", "router_timeout_seconds", b"router_timeout_seconds", "sample", b"sample", "temperature", b"temperature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,66 @@
+"""Expanding a job into cells, and the prompt each cell sends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from beacon.digests import sha256_hex
+from beacon.v1 import job_pb2
+
+
+@dataclass(frozen=True)
+class Cell:
+    job_id: str
+    cell_id: str
+    region: str
+    model: str
+    question_id: str
+    sample: int
+    prompt: str
+    prompt_sha256: str
+
+
+def cell_id_for(
+    job_id: str, region: str, model: str, question_id: str, sample: int
+) -> str:
+    """Deterministic id: the same job always expands to the same cell ids."""
+    key = json.dumps([job_id, region, model, question_id, sample])
+    return "c_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def compose_prompt(system_prompt: str, question_text: str) -> str:
+    """The exact text sent to the router for one question."""
+    if system_prompt:
+        return f"{system_prompt}\n\n{question_text}"
+    return question_text
+
+
+def cell_count(spec: job_pb2.JobSpec) -> int:
+    samples = max(spec.samples, 1)
+    return len(spec.regions) * len(spec.models) * len(spec.questions) * samples
+
+
+def expand_cells(spec: job_pb2.JobSpec) -> Iterator[Cell]:
+    """Every (region, model, question, sample) of a validated spec, once."""
+    samples = max(spec.samples, 1)
+    for region in spec.regions:
+        for model in spec.models:
+            for question in spec.questions:
+                prompt = compose_prompt(spec.system_prompt, question.text)
+                digest = sha256_hex(prompt)
+                for sample in range(samples):
+                    yield Cell(
+                        job_id=spec.job_id,
+                        cell_id=cell_id_for(
+                            spec.job_id, region, model, question.id, sample
+                        ),
+                        region=region,
+                        model=model,
+                        question_id=question.id,
+                        sample=sample,
+                        prompt=prompt,
+                        prompt_sha256=digest,
+                    )

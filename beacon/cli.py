@@ -1,0 +1,307 @@
+"""The `beacon` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from google.protobuf import json_format
+from pydantic import ValidationError
+from rich.console import Console
+
+from beacon import logs
+from beacon.client import CoordinatorClient, CoordinatorError
+from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
+from beacon.render import job_status_name, print_result
+from beacon.signing import KeyFileError, SigningKey
+from beacon.v1 import job_pb2
+
+DEFAULT_COORDINATOR = "127.0.0.1:50051"
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _console() -> Console:
+    return Console(stderr=False)
+
+
+# Servers
+
+
+def cmd_router(args: argparse.Namespace) -> int:
+    from local_router.cli import run
+
+    return run(args)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from region_agent.config import AgentConfig
+    from region_agent.server import run_agent
+
+    try:
+        config = AgentConfig(
+            region=args.region,
+            router_url=args.router,
+            signing_key=args.signing_key,
+            listen=args.listen,
+            agent_id=args.agent_id,
+            capacity=args.capacity,
+            max_output_chars=args.max_output_chars,
+            ready_file=args.ready_file,
+        )
+        SigningKey.load(config.signing_key)
+    except ValidationError as exc:
+        raise UsageError(_validation_message("agent", exc)) from exc
+    asyncio.run(run_agent(config))
+    return 0
+
+
+def cmd_coordinator(args: argparse.Namespace) -> int:
+    from coordinator.config import ConfigError, load_coordinator_config
+    from coordinator.server import run_coordinator
+
+    try:
+        config = load_coordinator_config(
+            args.config,
+            listen=args.listen,
+            store=args.store,
+            ready_file=args.ready_file,
+        )
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    asyncio.run(run_coordinator(config))
+    return 0
+
+
+def _validation_message(what: str, exc: ValidationError) -> str:
+    lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return f"invalid {what} settings:\n  " + "\n  ".join(lines)
+
+
+# Keys and local deployment
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.force:
+        raise UsageError(f"{args.out} exists; pass --force to replace it")
+    key = SigningKey.generate()
+    public_path = key.write(args.out)
+    print(f"private key {args.out} (mode 600), public key {public_path}")
+    print(f"key id {key.key_id}")
+    print(f"public key {key.public.b64}")
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from beacon.local import run_local
+
+    run_local(args.job, args.state_dir, _console())
+    return 0
+
+
+# Client commands
+
+
+def _load_spec(path: Path) -> job_pb2.JobSpec:
+    spec = load_job_file(path)
+    # The coordinator applies the same rules; checking here names the file.
+    normalize_spec(spec)
+    return spec
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = normalize_spec(load_job_file(args.job))
+    cells = len(spec.regions) * len(spec.models) * len(spec.questions) * spec.samples
+    print(f"{args.job}: valid, {cells} cells")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from beacon.progress import run_job
+
+    spec = _load_spec(args.job)
+    console = _console()
+    result = asyncio.run(run_job(args.coordinator, spec, console))
+    print_result(console, result, None)
+    if args.output:
+        args.output.write_text(json_format.MessageToJson(result), encoding="utf-8")
+        console.print(f"result written to {args.output}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec = _load_spec(args.job)
+
+    async def submit() -> None:
+        async with CoordinatorClient(args.coordinator) as client:
+            reply = await client.submit(spec)
+        state = "submitted" if reply.created else "already exists"
+        print(f"{reply.job_id} {state} ({reply.cells} cells)")
+
+    asyncio.run(submit())
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    async def show() -> job_pb2.JobResult:
+        async with CoordinatorClient(args.coordinator) as client:
+            return await client.result(args.job_id)
+
+    result = asyncio.run(show())
+    if args.format == "json":
+        print(json_format.MessageToJson(result))
+    else:
+        print_result(_console(), result, None)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from beacon.progress import watch_job
+
+    console = _console()
+    result = asyncio.run(watch_job(args.coordinator, args.job_id, console))
+    print_result(console, result, None)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    async def list_jobs() -> None:
+        async with CoordinatorClient(args.coordinator) as client:
+            reply = await client.list_jobs(args.limit)
+        for job in reply.jobs:
+            c = job.counts
+            print(
+                f"{job.job_id}  {job_status_name(job.status):9}"
+                f"  {c.total - c.open}/{c.total} final"
+                f"  {job.title}"
+            )
+
+    asyncio.run(list_jobs())
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    async def cancel() -> None:
+        async with CoordinatorClient(args.coordinator) as client:
+            job = await client.cancel(args.job_id)
+        print(f"{job.job_id} {job_status_name(job.status)}")
+
+    asyncio.run(cancel())
+    return 0
+
+
+# Parser
+
+
+def _add_coordinator_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--coordinator",
+        default=DEFAULT_COORDINATOR,
+        metavar="HOST:PORT",
+        help=f"coordinator address (default {DEFAULT_COORDINATOR})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from local_router.cli import add_arguments as add_router_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="beacon",
+        description="Ask models the same questions from several regions and compare.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.set_defaults(handler=handler)
+        return cmd
+
+    router = command("router", cmd_router, "run the local hybrid router")
+    add_router_arguments(router)
+
+    agent = command("agent", cmd_agent, "run a region agent")
+    agent.add_argument("--region", required=True, help="us-east, eu-west, asia-pacific")
+    agent.add_argument(
+        "--router", required=True, metavar="URL", help="hybrid router URL"
+    )
+    agent.add_argument(
+        "--signing-key", required=True, type=Path, help="Ed25519 key (PEM)"
+    )
+    agent.add_argument("--listen", default="127.0.0.1:50061", metavar="HOST:PORT")
+    agent.add_argument("--agent-id", default="")
+    agent.add_argument("--capacity", type=int, default=16, help="cells at once")
+    agent.add_argument("--max-output-chars", type=int, default=100_000)
+    agent.add_argument("--ready-file", type=Path)
+
+    coordinator = command("coordinator", cmd_coordinator, "run the coordinator")
+    coordinator.add_argument("--config", required=True, type=Path, help="YAML config")
+    coordinator.add_argument(
+        "--listen", metavar="HOST:PORT", help="overrides the config"
+    )
+    coordinator.add_argument("--store", type=Path, help="overrides the config")
+    coordinator.add_argument("--ready-file", type=Path)
+
+    keygen = command("keygen", cmd_keygen, "create an agent's Ed25519 signing key")
+    keygen.add_argument("--out", required=True, type=Path, help="private key path")
+    keygen.add_argument("--force", action="store_true")
+
+    local = command(
+        "local", cmd_local, "start a local deployment, run one job, shut down"
+    )
+    local.add_argument("--job", required=True, type=Path, help="job file (YAML/JSON)")
+    local.add_argument("--state-dir", type=Path, default=Path(".beacon/local"))
+
+    validate = command("validate", cmd_validate, "check a job file")
+    validate.add_argument("job", type=Path)
+
+    run = command("run", cmd_run, "run a job and show its progress and result")
+    run.add_argument("job", type=Path)
+    run.add_argument("--output", type=Path, help="write the JobResult as JSON")
+    _add_coordinator_flag(run)
+
+    submit = command("submit", cmd_submit, "submit a job and print its id")
+    submit.add_argument("job", type=Path)
+    _add_coordinator_flag(submit)
+
+    show = command("show", cmd_show, "show a job's result")
+    show.add_argument("job_id")
+    show.add_argument("--format", choices=("table", "json"), default="table")
+    _add_coordinator_flag(show)
+
+    watch = command("watch", cmd_watch, "follow a running job")
+    watch.add_argument("job_id")
+    _add_coordinator_flag(watch)
+
+    list_cmd = command("list", cmd_list, "list jobs")
+    list_cmd.add_argument("--limit", type=int, default=50)
+    _add_coordinator_flag(list_cmd)
+
+    cancel = command("cancel", cmd_cancel, "cancel a job")
+    cancel.add_argument("job_id")
+    _add_coordinator_flag(cancel)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_level)
+    try:
+        code: int = args.handler(args)
+    except (UsageError, JobSpecError, KeyFileError, CoordinatorError) as exc:
+        print(f"beacon {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""A small client for the CoordinatorService, used by the command line."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from beacon.channels import client_options
+from beacon.v1 import coordinator_service_pb2 as pb
+from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
+
+
+class CoordinatorError(Exception):
+    """A failed call, with the status and any field violations, readable."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self.code = error.code()
+        lines = [f"{self.code.name}: {error.details()}"]
+        status = rpc_status.from_call(error)
+        if status is not None:
+            for detail in status.details:
+                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    bad = error_details_pb2.BadRequest()
+                    detail.Unpack(bad)
+                    lines = [f"{self.code.name}: the job spec is invalid"]
+                    lines += [
+                        f"  {v.field}: {v.description}" for v in bad.field_violations
+                    ]
+        super().__init__("\n".join(lines))
+
+
+class CoordinatorClient:
+    def __init__(self, address: str) -> None:
+        self._channel = grpc.aio.insecure_channel(address, options=client_options())
+        self._stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(self._channel)
+
+    async def __aenter__(self) -> CoordinatorClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._channel.close()
+
+    async def submit(self, spec: job_pb2.JobSpec) -> pb.SubmitJobResponse:
+        try:
+            reply: pb.SubmitJobResponse = await self._stub.SubmitJob(
+                pb.SubmitJobRequest(spec=spec)
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise CoordinatorError(exc) from exc
+        return reply
+
+    async def run(self, spec: job_pb2.JobSpec) -> AsyncIterator[pb.JobEvent]:
+        try:
+            async for event in self._stub.RunJob(pb.RunJobRequest(spec=spec)):
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            raise CoordinatorError(exc) from exc
+
+    async def watch(self, job_id: str) -> AsyncIterator[pb.JobEvent]:
+        try:
+            async for event in self._stub.WatchJob(pb.WatchJobRequest(job_id=job_id)):
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            raise CoordinatorError(exc) from exc
+
+    async def result(self, job_id: str) -> job_pb2.JobResult:
+        try:
+            reply: pb.GetJobResultResponse = await self._stub.GetJobResult(
+                pb.GetJobResultRequest(job_id=job_id)
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise CoordinatorError(exc) from exc
+        return reply.result
+
+    async def list_jobs(
+        self, page_size: int = 50, page_token: str = ""
+    ) -> pb.ListJobsResponse:
+        try:
+            reply: pb.ListJobsResponse = await self._stub.ListJobs(
+                pb.ListJobsRequest(page_size=page_size, page_token=page_token)
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise CoordinatorError(exc) from exc
+        return reply
+
+    async def cancel(self, job_id: str) -> job_pb2.JobSummary:
+        try:
+            reply: pb.CancelJobResponse = await self._stub.CancelJob(
+                pb.CancelJobRequest(job_id=job_id)
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise CoordinatorError(exc) from exc
+        return reply.job

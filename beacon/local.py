@@ -1,0 +1,116 @@
+"""A whole deployment on loopback: router, one agent per region, coordinator.
+
+Everything lives under one state folder: keys, logs, the job store, the
+router's call log and exported results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from google.protobuf import json_format
+from rich.console import Console
+
+from beacon.jobspec import load_job_file, normalize_spec
+from beacon.processes import ProcessGroup
+from beacon.progress import run_job
+from beacon.regions import KNOWN_REGIONS
+from beacon.render import print_result
+from beacon.signing import SigningKey
+from beacon.v1 import job_pb2
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalDeployment:
+    coordinator: str
+    router_url: str
+    call_log: Path
+
+
+def ensure_region_key(keys_dir: Path, region: str) -> tuple[Path, str]:
+    """The region's signing key file and public key, created on first use."""
+    path = keys_dir / f"{region}.key"
+    if not path.exists():
+        SigningKey.generate().write(path)
+    key = SigningKey.load(path)
+    return path, key.public.b64
+
+
+def start_local(
+    group: ProcessGroup,
+    state_dir: Path,
+    regions: tuple[str, ...] = KNOWN_REGIONS,
+    router_args: tuple[str, ...] = (),
+) -> LocalDeployment:
+    call_log = state_dir / "router-calls.jsonl"
+    router = group.start(
+        "router",
+        ["local_router", "--port", "0", "--call-log", str(call_log), *router_args],
+    )
+    router_url = router.wait_ready()
+
+    agents = {}
+    for region in regions:
+        key_path, public_key = ensure_region_key(state_dir / "keys", region)
+        agent = group.start(
+            f"agent-{region}",
+            [
+                "beacon",
+                "agent",
+                "--region",
+                region,
+                "--router",
+                router_url,
+                "--signing-key",
+                str(key_path),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+        )
+        agents[region] = (agent, public_key)
+    config = {
+        "listen": "127.0.0.1:0",
+        "store": str(state_dir / "beacon.db"),
+        "regions": {
+            region: {"agents": [{"address": agent.wait_ready(), "public_key": key}]}
+            for region, (agent, key) in agents.items()
+        },
+    }
+    config_path = state_dir / "coordinator.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    coordinator = group.start(
+        "coordinator", ["beacon", "coordinator", "--config", str(config_path)]
+    )
+    return LocalDeployment(coordinator.wait_ready(), router_url, call_log)
+
+
+def run_local(job_file: Path, state_dir: Path, console: Console) -> job_pb2.JobResult:
+    """Start the deployment, run one job with progress, print it, shut down."""
+    spec = load_job_file(job_file)
+    normalize_spec(spec)
+    group = ProcessGroup(state_dir / "run")
+    try:
+        console.print(f"starting a local deployment (state in {state_dir}) ...")
+        deployment = start_local(group, state_dir)
+        console.print(
+            f"router {deployment.router_url}, coordinator {deployment.coordinator}, "
+            f"regions {', '.join(KNOWN_REGIONS)}"
+        )
+        started = time.monotonic()
+        result = asyncio.run(run_job(deployment.coordinator, spec, console))
+        elapsed = time.monotonic() - started
+    finally:
+        group.stop_all()
+    print_result(console, result, elapsed)
+    out = state_dir / "results" / f"{result.job_id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json_format.MessageToJson(result), encoding="utf-8")
+    console.print(f"full result with signed receipts: {out}")
+    return result

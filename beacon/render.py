@@ -1,0 +1,126 @@
+"""Showing jobs to a person: progress, the outcome matrix, a summary."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from beacon.statuses import CellStatus, Classification, JobStatus
+from beacon.v1 import job_pb2, receipt_pb2
+
+STATUS_LABEL = {
+    job_pb2.CELL_STATUS_OPEN: ("open", "dim"),
+    job_pb2.CELL_STATUS_FAILED: ("FAILED", "bold red"),
+    job_pb2.CELL_STATUS_REGION_MISMATCH: ("REGION MISMATCH", "bold magenta"),
+    job_pb2.CELL_STATUS_MODEL_MISMATCH: ("MODEL MISMATCH", "bold magenta"),
+    job_pb2.CELL_STATUS_TIMED_OUT: ("TIMED OUT", "bold red"),
+    job_pb2.CELL_STATUS_CANCELLED: ("cancelled", "yellow"),
+    job_pb2.CELL_STATUS_NOT_RUN: ("not run", "yellow"),
+}
+CLASSIFICATION_LABEL = {
+    receipt_pb2.CLASSIFICATION_ANSWERED: ("answered", "green"),
+    receipt_pb2.CLASSIFICATION_REFUSED: ("refused", "bold yellow"),
+    receipt_pb2.CLASSIFICATION_EMPTY: ("empty", "yellow"),
+}
+
+
+def job_status_name(status: JobStatus) -> str:
+    return job_pb2.JobStatus.Name(status).removeprefix("JOB_STATUS_").lower()
+
+
+def outcome_label(
+    status: CellStatus, classification: Classification
+) -> tuple[str, str]:
+    if status == job_pb2.CELL_STATUS_COMPLETED:
+        return CLASSIFICATION_LABEL.get(classification, ("completed", "green"))
+    return STATUS_LABEL.get(status, ("unknown", "red"))
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def outcome_tables(result: job_pb2.JobResult) -> list[Table]:
+    """One table per region: questions down, models across."""
+    cells: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    styles: dict[tuple[str, str, str], str] = {}
+    for outcome in result.outcomes:
+        label, style = outcome_label(outcome.status, outcome.classification)
+        key = (outcome.region, outcome.model, outcome.question_id)
+        cells[key].append(label)
+        styles.setdefault(key, style)
+    tables = []
+    for region in result.spec.regions:
+        table = Table(title=f"region {region}", title_justify="left")
+        table.add_column("question", style="bold")
+        for model in result.spec.models:
+            table.add_column(model)
+        for question in result.spec.questions:
+            row = [question.id]
+            for model in result.spec.models:
+                key = (region, model, question.id)
+                labels = Counter(cells.get(key, ["missing"]))
+                text = ", ".join(
+                    label if n == 1 else f"{label} x{n}" for label, n in labels.items()
+                )
+                row.append(f"[{styles.get(key, 'red')}]{text}[/]")
+            table.add_row(*row)
+        tables.append(table)
+    return tables
+
+
+def summary_lines(
+    result: job_pb2.JobResult, elapsed_seconds: float | None
+) -> list[str]:
+    c = result.counts
+    lines = [
+        f"job {result.job_id}: {job_status_name(result.status)}"
+        + (" (partial)" if result.partial else ""),
+        f"cells {c.total}: completed {c.completed} (answered {c.answered}, "
+        f"refused {c.refused}, empty {c.empty}), failed {c.failed}, "
+        f"region mismatch {c.region_mismatch}, model mismatch {c.model_mismatch}, "
+        f"timed out {c.timed_out}, cancelled {c.cancelled}, not run {c.not_run}",
+    ]
+    attempts = sum(len(o.attempts) for o in result.outcomes)
+    signed = sum(1 for o in result.outcomes if o.receipt.signature)
+    lines.append(f"attempts {attempts}, signed receipts behind outcomes {signed}")
+    offline = 0
+    for outcome in result.outcomes:
+        if outcome.receipt.body:
+            body = receipt_pb2.ReceiptBody()
+            body.ParseFromString(outcome.receipt.body)
+            offline += body.router.offline
+    if offline:
+        lines.append(
+            f"NOTE: {offline} answers came from the OFFLINE provider; they are "
+            "labelled test output, not model answers"
+        )
+    if elapsed_seconds is not None:
+        lines.append(f"took {elapsed_seconds:.1f}s")
+    return lines
+
+
+def print_result(
+    console: Console, result: job_pb2.JobResult, elapsed: float | None
+) -> None:
+    for table in outcome_tables(result):
+        console.print(table)
+    for line in summary_lines(result, elapsed):
+        console.print(line)

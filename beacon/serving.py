@@ -1,0 +1,101 @@
+"""Starting a gRPC server the same way for every Beacon service.
+
+Every server gets standard health checking and reflection (so `grpcurl`
+works without proto files), the shared channel settings, a ready file that
+names its bound address, and a graceful stop on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from beacon.channels import server_options
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GRACE_SECONDS = 10.0
+
+
+class ServingServer:
+    """A grpc.aio server with health, reflection and a known address."""
+
+    def __init__(self, service_names: Sequence[str]) -> None:
+        self.server = grpc.aio.server(options=server_options())
+        self.health = health.aio.HealthServicer()
+        self._service_names = list(service_names)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME],
+            self.server,
+        )
+        self.address = ""
+
+    def bind(self, listen: str) -> str:
+        """Bind `host:port` (port 0 picks a free one); returns the address."""
+        host, _, _ = listen.rpartition(":")
+        port = self.server.add_insecure_port(listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {listen}: address in use or invalid")
+        self.address = f"{host}:{port}"
+        return self.address
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    async def mark_not_serving(self) -> None:
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
+        await self.mark_not_serving()
+        await self.server.stop(grace)
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", *self._service_names):
+            await self.health.set(name, status)
+
+
+def write_ready_file(path: Path | None, address: str) -> None:
+    """Atomically write `address` so a reader never sees half of it."""
+    if path is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(address + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def serve_until_signalled(
+    serving: ServingServer,
+    *,
+    label: str,
+    ready_file: Path | None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+    grace: float = DEFAULT_GRACE_SECONDS,
+) -> None:
+    """Start, announce the address, wait for SIGTERM/SIGINT, stop gracefully."""
+    await serving.start()
+    print(f"{label} listening on {serving.address}", flush=True)
+    write_ready_file(ready_file, serving.address)
+    logger.info("started %s address=%s", label, serving.address)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    logger.info("stopping %s grace=%.1fs", label, grace)
+    await serving.mark_not_serving()
+    if on_stop is not None:
+        await on_stop()
+    await serving.stop(grace)
+    logger.info("stopped %s", label)

@@ -1,0 +1,12 @@
+"""Typed names for the beacon.v1 enum values used across the code."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from beacon.v1 import job_pb2, receipt_pb2
+
+JobStatus: TypeAlias = job_pb2.JobStatus.ValueType
+CellStatus: TypeAlias = job_pb2.CellStatus.ValueType
+Classification: TypeAlias = receipt_pb2.Classification.ValueType
+AttemptResult: TypeAlias = receipt_pb2.AttemptResult.ValueType

@@ -1,0 +1,1 @@
+"""The coordinator: runs jobs over the regions' agents and keeps their receipts."""

@@ -1,0 +1,95 @@
+"""The coordinator's configuration: where it listens, its store, its agents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from beacon.jobspec import DEFAULT_MAX_CELLS
+from beacon.regions import KNOWN_REGIONS, canonical_region
+from beacon.signing import KeyFileError, PublicKey, load_public_key
+
+
+class AgentEndpoint(BaseModel):
+    """One agent replica and the public key pinned for it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str = Field(description="host:port of the agent's gRPC server.")
+    public_key: str = Field(description="Base64 Ed25519 public key, or a .pub path.")
+
+    @field_validator("public_key")
+    @classmethod
+    def _loadable(cls, value: str) -> str:
+        try:
+            load_public_key(value)
+        except KeyFileError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    def pinned_key(self) -> PublicKey:
+        return load_public_key(self.public_key)
+
+
+class RegionConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agents: list[AgentEndpoint] = Field(min_length=1)
+
+
+class CoordinatorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    listen: str = Field(default="127.0.0.1:50051", description="host:port to serve on.")
+    store: Path = Field(default=Path(".beacon/beacon.db"), description="SQLite file.")
+    regions: dict[str, RegionConfig] = Field(description="Agents of each region.")
+    max_cells_per_job: int = Field(default=DEFAULT_MAX_CELLS, ge=1)
+    retry_base_seconds: float = Field(
+        default=0.5, gt=0, description="First retry delay; doubles per attempt."
+    )
+    retry_max_seconds: float = Field(default=30.0, gt=0)
+    reconnect_max_seconds: float = Field(
+        default=10.0, gt=0, description="Longest wait between agent reconnects."
+    )
+    ready_file: Path | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _canonical_regions(
+        cls, value: dict[str, RegionConfig]
+    ) -> dict[str, RegionConfig]:
+        if not value:
+            raise ValueError("at least one region with an agent is required")
+        return {
+            canonical_region(name, KNOWN_REGIONS): cfg for name, cfg in value.items()
+        }
+
+    @property
+    def region_ids(self) -> tuple[str, ...]:
+        return tuple(self.regions)
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used, with what to fix."""
+
+
+def load_coordinator_config(path: Path, **overrides: object) -> CoordinatorConfig:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read coordinator config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return CoordinatorConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(
+            f"{path}: invalid configuration:\n  " + "\n  ".join(lines)
+        ) from exc

@@ -1,0 +1,448 @@
+"""Running one job: send every open cell, judge every receipt, end every cell.
+
+This is the one layer that retries a cell. Each decision is written to the
+store before anyone hears of it, and the job's status is set only from what
+the store holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from beacon.cells import Cell, expand_cells
+from beacon.statuses import CellStatus, JobStatus
+from beacon.v1 import coordinator_service_pb2, job_pb2, receipt_pb2
+from coordinator import counts as job_counts
+from coordinator.events import JobEvents
+from coordinator.outcomes import Verdict, verdict_for_failure, verdict_for_receipt
+from coordinator.region_stream import Pending, RegionStream, Replica
+from coordinator.store import AttemptEnd, CellFinal, CellRecord, JobRecord, JobStore
+from coordinator.verify import (
+    PinnedKeys,
+    ReceiptRejected,
+    SentAttempt,
+    check_body,
+    open_receipt,
+)
+
+logger = logging.getLogger(__name__)
+
+# How long past an attempt's deadline the coordinator waits for its receipt,
+# for the trip back from the agent.
+RECEIPT_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    retry_base_seconds: float
+    retry_max_seconds: float
+    reconnect_max_seconds: float
+
+
+@dataclass
+class OpenCell:
+    cell: Cell
+    attempt: int
+    # True while an attempt is out with an agent and not yet judged.
+    awaiting: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+class JobRunner:
+    def __init__(
+        self,
+        job: JobRecord,
+        store: JobStore,
+        pinned: PinnedKeys,
+        replicas: Mapping[str, Sequence[Replica]],
+        settings: RunnerSettings,
+        events: JobEvents,
+    ) -> None:
+        self.job_id = job.job_id
+        self._spec = job.spec
+        self._created_at = job.created_at
+        self._store = store
+        self._pinned = pinned
+        self._replicas = replicas
+        self._settings = settings
+        self.events = events
+        self._open: dict[str, OpenCell] = {}
+        self._streams: dict[str, RegionStream] = {}
+        self._all_final = asyncio.Event()
+        self._cancel_requested = asyncio.Event()
+        self._settling: set[asyncio.Task[None]] = set()
+        self.counts = job_pb2.JobCounts()
+        self.rejected_receipts = 0
+
+    # Lifecycle
+
+    async def run(self) -> JobStatus:
+        """Run until every cell is final, the job deadline, or a cancel.
+
+        Returns the job's final status.
+        """
+        cells = await self._store.cells(self.job_id)
+        self.counts = job_counts.counts_of((c.status, c.classification) for c in cells)
+        self._load_open_cells(cells)
+        await self._store.set_job_status(self.job_id, job_pb2.JOB_STATUS_RUNNING, None)
+        self._publish(started=self._summary(job_pb2.JOB_STATUS_RUNNING))
+        logger.info(
+            "job running job_id=%s cells=%d open=%d",
+            self.job_id,
+            self.counts.total,
+            len(self._open),
+        )
+
+        self._start_streams()
+        try:
+            status = await self._wait_for_end()
+        finally:
+            # Streams stop first, so in-flight calls are abandoned before the
+            # cells they served are ended.
+            for stream in self._streams.values():
+                await stream.stop()
+            for open_cell in self._open.values():
+                if open_cell.timer is not None:
+                    open_cell.timer.cancel()
+        if status == job_pb2.JOB_STATUS_CANCELLED:
+            await self._end_open_cells(
+                job_pb2.CELL_STATUS_CANCELLED, "cancelled by a user before it finished"
+            )
+        elif status == job_pb2.JOB_STATUS_TIMED_OUT:
+            await self._end_at_deadline()
+        await self._store.set_job_status(self.job_id, status, time.time())
+        logger.info(
+            "job ended job_id=%s status=%s", self.job_id, job_pb2.JobStatus.Name(status)
+        )
+        self.events.close()
+        return status
+
+    def cancel(self) -> None:
+        self._cancel_requested.set()
+
+    def _load_open_cells(self, cells: Sequence[CellRecord]) -> None:
+        records = {c.cell_id: c for c in cells if c.status == job_pb2.CELL_STATUS_OPEN}
+        for cell in expand_cells(self._spec):
+            record = records.get(cell.cell_id)
+            if record is None:
+                continue
+            # An attempt sent before a restart and never answered is sent
+            # again under the same number, so the agent can replay its receipt.
+            attempt = (
+                record.last_attempt
+                if record.last_attempt_open
+                else record.last_attempt + 1
+            )
+            self._open[cell.cell_id] = OpenCell(cell=cell, attempt=max(attempt, 1))
+        if not self._open:
+            self._all_final.set()
+
+    def _start_streams(self) -> None:
+        for region in self._spec.regions:
+            stream = RegionStream(
+                self.job_id,
+                region,
+                self._replicas.get(region, ()),
+                self,
+                self._settings.reconnect_max_seconds,
+            )
+            self._streams[region] = stream
+        for open_cell in self._open.values():
+            self._streams[open_cell.cell.region].queue.put_nowait(
+                (open_cell.cell.cell_id, open_cell.attempt)
+            )
+        for stream in self._streams.values():
+            stream.start()
+
+    async def _wait_for_end(self) -> JobStatus:
+        deadline = self._created_at + self._spec.timeouts.job_seconds
+        waiters = {
+            asyncio.create_task(self._all_final.wait()),
+            asyncio.create_task(self._cancel_requested.wait()),
+        }
+        try:
+            await asyncio.wait(
+                waiters,
+                timeout=max(0.0, deadline - time.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if self._all_final.is_set():
+            return job_pb2.JOB_STATUS_COMPLETED
+        if self._cancel_requested.is_set():
+            return job_pb2.JOB_STATUS_CANCELLED
+        return job_pb2.JOB_STATUS_TIMED_OUT
+
+    async def _end_at_deadline(self) -> None:
+        limit = self._spec.timeouts.job_seconds
+        for region, stream in self._streams.items():
+            if stream.connected_replicas == 0 and stream.last_error:
+                await self._end_open_cells(
+                    job_pb2.CELL_STATUS_FAILED,
+                    f"no agent of {region} could be reached before the job deadline "
+                    f"({limit:.0f}s): {stream.last_error}",
+                    region,
+                )
+        await self._end_open_cells(
+            job_pb2.CELL_STATUS_TIMED_OUT,
+            f"job deadline of {limit:.0f}s passed (layer: job)",
+        )
+
+    async def _end_open_cells(
+        self, status: CellStatus, reason: str, region: str | None = None
+    ) -> None:
+        ended = await self._store.finish_open_cells(self.job_id, status, reason, region)
+        for cell_id in ended:
+            open_cell = self._open.pop(cell_id, None)
+            if open_cell is None:
+                continue
+            job_counts.finish(
+                self.counts,
+                job_pb2.CELL_STATUS_OPEN,
+                status,
+                receipt_pb2.CLASSIFICATION_UNSPECIFIED,
+            )
+            self._publish_finished(
+                open_cell.cell, Verdict(status=status, reason=reason)
+            )
+
+    # CellFeed, used by the region streams
+
+    def request_for(self, pending: Pending) -> receipt_pb2.ExecuteRequest | None:
+        cell_id, attempt = pending
+        open_cell = self._open.get(cell_id)
+        if open_cell is None or open_cell.attempt != attempt:
+            return None
+        cell = open_cell.cell
+        timeouts = self._spec.timeouts
+        now = time.time()
+        deadline = min(
+            now + timeouts.cell_attempt_seconds,
+            self._created_at + timeouts.job_seconds,
+        )
+        if open_cell.timer is not None:
+            open_cell.timer.cancel()
+        open_cell.awaiting = True
+        open_cell.timer = asyncio.get_running_loop().call_later(
+            deadline - now + RECEIPT_GRACE_SECONDS,
+            self._attempt_expired,
+            cell_id,
+            attempt,
+        )
+        return receipt_pb2.ExecuteRequest(
+            job_id=cell.job_id,
+            cell_id=cell.cell_id,
+            attempt=attempt,
+            region=cell.region,
+            model=cell.model,
+            question_id=cell.question_id,
+            sample=cell.sample,
+            prompt=cell.prompt,
+            prompt_sha256=cell.prompt_sha256,
+            temperature=self._spec.generation.temperature,
+            max_tokens=self._spec.generation.max_tokens,
+            deadline=_timestamp(deadline),
+            router_timeout_seconds=timeouts.router_call_seconds,
+        )
+
+    async def sent(self, pending: Pending, agent_address: str) -> None:
+        cell_id, attempt = pending
+        await self._store.record_attempt_sent(
+            self.job_id, cell_id, attempt, agent_address, time.time()
+        )
+
+    async def received(
+        self, receipt: receipt_pb2.Receipt, region: str, agent_address: str
+    ) -> None:
+        try:
+            body = open_receipt(receipt, region, self._pinned)
+            open_cell = self._claim(body)
+            check_body(body, SentAttempt(open_cell.cell, open_cell.attempt))
+        except ReceiptRejected as exc:
+            self.rejected_receipts += 1
+            logger.warning(
+                "receipt rejected job_id=%s region=%s agent=%s reason=%s detail=%s",
+                self.job_id,
+                region,
+                agent_address,
+                exc.reason,
+                exc.detail,
+            )
+            return
+        verdict = verdict_for_receipt(body, self._spec.max_attempts)
+        await self._settle(
+            open_cell,
+            verdict,
+            AttemptEnd(
+                cell_id=body.cell_id,
+                attempt=body.attempt,
+                finished_at=time.time(),
+                receipt=receipt.SerializeToString(),
+                failure=body.failure.SerializeToString()
+                if body.HasField("failure")
+                else None,
+                accepted=True,
+            ),
+        )
+
+    def _claim(self, body: receipt_pb2.ReceiptBody) -> OpenCell:
+        """The open cell whose current attempt this receipt answers.
+
+        Claiming happens before any await, so two receipts for one attempt
+        can never both be accepted.
+        """
+        if body.job_id != self.job_id:
+            raise ReceiptRejected(
+                "job_id_mismatch", f"receipt is for job {body.job_id!r}"
+            )
+        open_cell = self._open.get(body.cell_id)
+        if open_cell is None:
+            raise ReceiptRejected(
+                "cell_not_open", f"cell {body.cell_id!r} is not open in this job"
+            )
+        if open_cell.attempt != body.attempt or not open_cell.awaiting:
+            raise ReceiptRejected(
+                "attempt_not_open",
+                f"cell {body.cell_id} awaits attempt {open_cell.attempt}, "
+                f"receipt is for attempt {body.attempt}",
+            )
+        open_cell.awaiting = False
+        if open_cell.timer is not None:
+            open_cell.timer.cancel()
+            open_cell.timer = None
+        return open_cell
+
+    def _attempt_expired(self, cell_id: str, attempt: int) -> None:
+        open_cell = self._open.get(cell_id)
+        if open_cell is None or open_cell.attempt != attempt or not open_cell.awaiting:
+            return
+        open_cell.awaiting = False
+        open_cell.timer = None
+        failure = receipt_pb2.Failure(
+            code="ATTEMPT_TIMEOUT",
+            message=f"no receipt within the attempt deadline of "
+            f"{self._spec.timeouts.cell_attempt_seconds:.0f}s (layer: cell attempt)",
+            retryable=True,
+            stage="coordinator",
+        )
+        verdict = verdict_for_failure(failure, attempt, self._spec.max_attempts)
+        end = AttemptEnd(
+            cell_id=cell_id,
+            attempt=attempt,
+            finished_at=time.time(),
+            receipt=None,
+            failure=failure.SerializeToString(),
+            accepted=False,
+        )
+        task = asyncio.create_task(self._settle(open_cell, verdict, end))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(
+        self, open_cell: OpenCell, verdict: Verdict, end: AttemptEnd
+    ) -> None:
+        cell = open_cell.cell
+        final = None
+        if not verdict.retry:
+            final = CellFinal(
+                cell_id=cell.cell_id,
+                status=verdict.status,
+                classification=verdict.classification,
+                reason=verdict.reason,
+                final_attempt=end.attempt,
+            )
+        applied = await self._store.record_attempt_end(self.job_id, end, final)
+
+        if verdict.retry:
+            failure = receipt_pb2.Failure()
+            failure.ParseFromString(end.failure or b"")
+            self._schedule_retry(open_cell, failure)
+            return
+        # The store decides races with a cancel or the job deadline: only the
+        # outcome it recorded is counted and reported.
+        if not applied or self._open.pop(cell.cell_id, None) is None:
+            return
+        job_counts.finish(
+            self.counts,
+            job_pb2.CELL_STATUS_OPEN,
+            verdict.status,
+            verdict.classification,
+        )
+        self._publish_finished(cell, verdict)
+        if not self._open:
+            self._all_final.set()
+
+    def _schedule_retry(
+        self, open_cell: OpenCell, failure: receipt_pb2.Failure
+    ) -> None:
+        failed = open_cell.attempt
+        open_cell.attempt = failed + 1
+        cap = min(
+            self._settings.retry_max_seconds,
+            self._settings.retry_base_seconds * 2 ** (failed - 1),
+        )
+        delay = random.uniform(cap / 2, cap)
+        stream = self._streams[open_cell.cell.region]
+        pending = (open_cell.cell.cell_id, open_cell.attempt)
+        asyncio.get_running_loop().call_later(delay, stream.queue.put_nowait, pending)
+        logger.info(
+            "retrying job_id=%s cell_id=%s attempt=%d after=%s delay=%.2fs",
+            self.job_id,
+            open_cell.cell.cell_id,
+            open_cell.attempt,
+            failure.code,
+            delay,
+        )
+        self._publish(
+            cell_retrying=coordinator_service_pb2.CellRetrying(
+                cell_id=open_cell.cell.cell_id,
+                next_attempt=open_cell.attempt,
+                failure=failure,
+            )
+        )
+
+    # Events
+
+    def _summary(self, status: JobStatus) -> job_pb2.JobSummary:
+        summary = job_pb2.JobSummary(
+            job_id=self.job_id,
+            title=self._spec.title,
+            status=status,
+            created_at=_timestamp(self._created_at),
+        )
+        summary.counts.CopyFrom(self.counts)
+        return summary
+
+    def _publish_finished(self, cell: Cell, verdict: Verdict) -> None:
+        self._publish(
+            cell_finished=coordinator_service_pb2.CellFinished(
+                cell_id=cell.cell_id,
+                region=cell.region,
+                model=cell.model,
+                question_id=cell.question_id,
+                sample=cell.sample,
+                status=verdict.status,
+                classification=verdict.classification,
+                reason=verdict.reason,
+            )
+        )
+
+    def _publish(self, **event: object) -> None:
+        message = coordinator_service_pb2.JobEvent(job_id=self.job_id, **event)  # type: ignore[arg-type]
+        message.counts.CopyFrom(self.counts)
+        self.events.publish(message)

@@ -1,0 +1,98 @@
+"""Assembling a JobResult from the store, and only from the store."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from beacon.signing import PublicKey
+from beacon.v1 import job_pb2, receipt_pb2
+from coordinator.counts import counts_of
+from coordinator.store import AttemptRecord, JobRecord, JobStore
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def summary_of(job: JobRecord, counts: job_pb2.JobCounts) -> job_pb2.JobSummary:
+    summary = job_pb2.JobSummary(
+        job_id=job.job_id,
+        title=job.spec.title,
+        status=job.status,
+        created_at=_timestamp(job.created_at),
+    )
+    if job.finished_at is not None:
+        summary.finished_at.CopyFrom(_timestamp(job.finished_at))
+    summary.counts.CopyFrom(counts)
+    return summary
+
+
+async def job_summary(store: JobStore, job: JobRecord) -> job_pb2.JobSummary:
+    cells = await store.cells(job.job_id)
+    return summary_of(job, counts_of((c.status, c.classification) for c in cells))
+
+
+def _attempt_message(record: AttemptRecord) -> job_pb2.Attempt:
+    attempt = job_pb2.Attempt(
+        attempt=record.attempt,
+        agent_address=record.agent_address,
+        sent_at=_timestamp(record.sent_at),
+    )
+    if record.finished_at is not None:
+        attempt.finished_at.CopyFrom(_timestamp(record.finished_at))
+    if record.receipt is not None:
+        attempt.receipt.ParseFromString(record.receipt)
+    if record.failure is not None:
+        attempt.failure.ParseFromString(record.failure)
+    return attempt
+
+
+async def assemble_result(
+    store: JobStore, job: JobRecord, public_keys: Mapping[str, PublicKey]
+) -> job_pb2.JobResult:
+    cells = await store.cells(job.job_id)
+    attempts: dict[str, list[AttemptRecord]] = defaultdict(list)
+    for record in await store.attempts(job.job_id):
+        attempts[record.cell_id].append(record)
+
+    result = job_pb2.JobResult(
+        job_id=job.job_id,
+        spec=job.spec,
+        status=job.status,
+        created_at=_timestamp(job.created_at),
+    )
+    if job.finished_at is not None:
+        result.finished_at.CopyFrom(_timestamp(job.finished_at))
+    used_keys: set[str] = set()
+    for cell in cells:
+        outcome = result.outcomes.add(
+            cell_id=cell.cell_id,
+            region=cell.region,
+            model=cell.model,
+            question_id=cell.question_id,
+            sample=cell.sample,
+            status=cell.status,
+            classification=cell.classification,
+            reason=cell.reason,
+        )
+        for record in attempts.get(cell.cell_id, ()):
+            message = _attempt_message(record)
+            outcome.attempts.append(message)
+            if record.accepted and record.attempt == cell.final_attempt:
+                outcome.receipt.CopyFrom(message.receipt)
+                used_keys.add(message.receipt.key_id)
+                body = receipt_pb2.ReceiptBody()
+                body.ParseFromString(message.receipt.body)
+                outcome.answer = body.output
+    counts = counts_of((c.status, c.classification) for c in cells)
+    result.counts.CopyFrom(counts)
+    result.partial = counts.completed != counts.total
+    for key_id in sorted(used_keys):
+        if key_id in public_keys:
+            result.public_keys[key_id] = public_keys[key_id].raw
+    return result

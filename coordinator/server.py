@@ -1,0 +1,45 @@
+"""Building and running the coordinator from its configuration."""
+
+from __future__ import annotations
+
+import logging
+
+from beacon.serving import ServingServer, serve_until_signalled
+from beacon.v1 import coordinator_service_pb2_grpc
+from coordinator.config import CoordinatorConfig
+from coordinator.jobs import JobManager
+from coordinator.service import CoordinatorService
+from coordinator.sqlite_store import SqliteJobStore
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "beacon.v1.CoordinatorService"
+
+
+async def run_coordinator(config: CoordinatorConfig) -> None:
+    store = await SqliteJobStore.open(config.store)
+    jobs = JobManager(config, store)
+    serving = ServingServer([SERVICE_NAME])
+    coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
+        CoordinatorService(jobs), serving.server
+    )
+    serving.bind(config.listen)
+    for region, region_config in config.regions.items():
+        logger.info(
+            "region=%s agents=%s",
+            region,
+            ",".join(a.address for a in region_config.agents),
+        )
+    resumed = await jobs.resume_unfinished()
+    if resumed:
+        logger.info("resumed unfinished jobs: %s", ", ".join(resumed))
+
+    try:
+        await serve_until_signalled(
+            serving,
+            label="beacon-coordinator",
+            ready_file=config.ready_file,
+            on_stop=jobs.shutdown,
+        )
+    finally:
+        await store.close()

@@ -1,0 +1,378 @@
+"""JobStore on SQLite.
+
+One connection, used only from one worker thread, keeps the event loop free
+and writes serialised. Every write commits before it returns, with
+synchronous=FULL, so an outcome is durable before anyone is told of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from beacon.cells import Cell
+from beacon.statuses import CellStatus, Classification, JobStatus
+from beacon.v1 import job_pb2
+from coordinator.store import (
+    AttemptEnd,
+    AttemptRecord,
+    CellFinal,
+    CellRecord,
+    JobRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    spec BLOB NOT NULL,
+    spec_sha256 TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS cells (
+    job_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    region TEXT NOT NULL,
+    model TEXT NOT NULL,
+    question_id TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    classification INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    final_attempt INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, cell_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    agent_address TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    finished_at REAL,
+    receipt BLOB,
+    failure BLOB,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, cell_id, attempt)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_at, job_id);
+"""
+
+OPEN = job_pb2.CELL_STATUS_OPEN
+
+
+class SqliteJobStore:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-store")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteJobStore:
+        store = cls(path)
+        await store._run(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)
+        self._conn = conn
+        logger.info("opened job store path=%s", self._path)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("job store is closed")
+        return self._conn
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._run(close)
+        self._pool.shutdown(wait=True)
+
+    # Jobs
+
+    async def create_job(
+        self, spec: job_pb2.JobSpec, spec_sha256: str, cells: Sequence[Cell], now: float
+    ) -> tuple[JobRecord, bool]:
+        def create() -> tuple[JobRecord, bool]:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                existing = self._job_row(spec.job_id)
+                if existing is not None:
+                    db.execute("ROLLBACK")
+                    return existing, False
+                db.execute(
+                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, NULL)",
+                    (
+                        spec.job_id,
+                        spec.SerializeToString(deterministic=True),
+                        spec_sha256,
+                        job_pb2.JOB_STATUS_PENDING,
+                        now,
+                    ),
+                )
+                db.executemany(
+                    "INSERT INTO cells (job_id, cell_id, ordinal, region, model,"
+                    " question_id, sample, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (
+                            c.job_id,
+                            c.cell_id,
+                            i,
+                            c.region,
+                            c.model,
+                            c.question_id,
+                            c.sample,
+                            OPEN,
+                        )
+                        for i, c in enumerate(cells)
+                    ),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            record = self._job_row(spec.job_id)
+            assert record is not None
+            return record, True
+
+        return await self._run(create)
+
+    def _job_row(self, job_id: str) -> JobRecord | None:
+        row = self._db.execute(
+            "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
+            " FROM jobs WHERE job_id = ?",
+            (job_id,),
+        ).fetchone()
+        return None if row is None else _job_record(row)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return await self._run(lambda: self._job_row(job_id))
+
+    async def list_jobs(self, after: str, limit: int) -> list[JobRecord]:
+        def list_() -> list[JobRecord]:
+            if after:
+                rows = self._db.execute(
+                    "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
+                    " FROM jobs WHERE (created_at, job_id) >"
+                    " (SELECT created_at, job_id FROM jobs WHERE job_id = ?)"
+                    " ORDER BY created_at, job_id LIMIT ?",
+                    (after, limit),
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
+                    " FROM jobs ORDER BY created_at, job_id LIMIT ?",
+                    (limit,),
+                ).fetchall()
+            return [_job_record(r) for r in rows]
+
+        return await self._run(list_)
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        def unfinished() -> list[JobRecord]:
+            rows = self._db.execute(
+                "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
+                " FROM jobs WHERE status IN (?, ?) ORDER BY created_at",
+                (job_pb2.JOB_STATUS_PENDING, job_pb2.JOB_STATUS_RUNNING),
+            ).fetchall()
+            return [_job_record(r) for r in rows]
+
+        return await self._run(unfinished)
+
+    async def set_job_status(
+        self, job_id: str, status: JobStatus, finished_at: float | None
+    ) -> None:
+        await self._run(
+            lambda: self._db.execute(
+                "UPDATE jobs SET status = ?, finished_at = ? WHERE job_id = ?",
+                (status, finished_at, job_id),
+            )
+        )
+
+    # Cells and attempts
+
+    async def cells(self, job_id: str) -> list[CellRecord]:
+        def cells() -> list[CellRecord]:
+            rows = self._db.execute(
+                "SELECT c.cell_id, c.region, c.model, c.question_id, c.sample,"
+                " c.status, c.classification, c.reason, c.final_attempt,"
+                " COALESCE(MAX(a.attempt), 0),"
+                " COALESCE(SUM(a.finished_at IS NULL), 0),"
+                " COALESCE(SUM(a.finished_at IS NOT NULL AND a.accepted = 0), 0)"
+                " FROM cells c LEFT JOIN attempts a"
+                " ON a.job_id = c.job_id AND a.cell_id = c.cell_id"
+                " WHERE c.job_id = ? GROUP BY c.cell_id ORDER BY c.ordinal",
+                (job_id,),
+            ).fetchall()
+            return [
+                CellRecord(
+                    cell_id=r[0],
+                    region=r[1],
+                    model=r[2],
+                    question_id=r[3],
+                    sample=r[4],
+                    status=CellStatus(r[5]),
+                    classification=Classification(r[6]),
+                    reason=r[7],
+                    final_attempt=r[8],
+                    last_attempt=r[9],
+                    last_attempt_open=r[10] > 0,
+                )
+                for r in rows
+            ]
+
+        return await self._run(cells)
+
+    async def attempts(self, job_id: str) -> list[AttemptRecord]:
+        def attempts() -> list[AttemptRecord]:
+            rows = self._db.execute(
+                "SELECT cell_id, attempt, agent_address, sent_at, finished_at,"
+                " receipt, failure, accepted FROM attempts WHERE job_id = ?"
+                " ORDER BY cell_id, attempt",
+                (job_id,),
+            ).fetchall()
+            return [
+                AttemptRecord(
+                    cell_id=r[0],
+                    attempt=r[1],
+                    agent_address=r[2],
+                    sent_at=r[3],
+                    finished_at=r[4],
+                    receipt=r[5],
+                    failure=r[6],
+                    accepted=bool(r[7]),
+                )
+                for r in rows
+            ]
+
+        return await self._run(attempts)
+
+    async def record_attempt_sent(
+        self, job_id: str, cell_id: str, attempt: int, agent_address: str, now: float
+    ) -> None:
+        # A re-send of the same attempt (after a reconnect) keeps the first row.
+        await self._run(
+            lambda: self._db.execute(
+                "INSERT OR IGNORE INTO attempts (job_id, cell_id, attempt,"
+                " agent_address, sent_at) VALUES (?, ?, ?, ?, ?)",
+                (job_id, cell_id, attempt, agent_address, now),
+            )
+        )
+
+    async def record_attempt_end(
+        self, job_id: str, end: AttemptEnd, final: CellFinal | None
+    ) -> bool:
+        def record() -> bool:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "UPDATE attempts SET finished_at = ?, receipt = ?, failure = ?,"
+                    " accepted = ? WHERE job_id = ? AND cell_id = ? AND attempt = ?"
+                    " AND finished_at IS NULL",
+                    (
+                        end.finished_at,
+                        end.receipt,
+                        end.failure,
+                        int(end.accepted),
+                        job_id,
+                        end.cell_id,
+                        end.attempt,
+                    ),
+                )
+                applied = True
+                if final is not None:
+                    applied = (
+                        db.execute(
+                            "UPDATE cells SET status = ?, classification = ?,"
+                            " reason = ?, final_attempt = ?"
+                            " WHERE job_id = ? AND cell_id = ?"
+                            " AND status = ?",
+                            (
+                                final.status,
+                                final.classification,
+                                final.reason,
+                                final.final_attempt,
+                                job_id,
+                                final.cell_id,
+                                OPEN,
+                            ),
+                        ).rowcount
+                        == 1
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return applied
+
+        return await self._run(record)
+
+    async def finish_open_cells(
+        self, job_id: str, status: CellStatus, reason: str, region: str | None = None
+    ) -> list[str]:
+        where = "job_id = ? AND status = ?" + (
+            "" if region is None else " AND region = ?"
+        )
+        params: tuple[object, ...] = (job_id, OPEN) + (
+            () if region is None else (region,)
+        )
+
+        def finish() -> list[str]:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT cell_id FROM cells WHERE {where} ORDER BY ordinal",
+                        params,
+                    )
+                ]
+                db.execute(
+                    f"UPDATE cells SET status = ?, reason = ? WHERE {where}",
+                    (status, reason, *params),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return ids
+
+        return await self._run(finish)
+
+
+def _job_record(row: tuple[object, ...]) -> JobRecord:
+    spec = job_pb2.JobSpec()
+    spec.ParseFromString(row[1])  # type: ignore[arg-type]
+    return JobRecord(
+        job_id=str(row[0]),
+        spec=spec,
+        spec_sha256=str(row[2]),
+        status=JobStatus(int(row[3])),  # type: ignore[call-overload]
+        created_at=float(row[4]),  # type: ignore[arg-type]
+        finished_at=None if row[5] is None else float(row[5]),  # type: ignore[arg-type]
+    )

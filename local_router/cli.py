@@ -1,0 +1,229 @@
+"""`beacon router` / `python -m local_router`: run the local router."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import NoReturn, TypeVar
+
+from pydantic import ValidationError
+
+from beacon.regions import KNOWN_REGIONS
+from local_router import flags
+from local_router.config import (
+    DEFAULT_UPSTREAM_TIMEOUT_SECONDS,
+    ConfigError,
+    RouterConfig,
+    UpstreamConfig,
+)
+from local_router.server import RouterStartupError, serve
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PROG = "beacon router"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are a single line on stderr."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the router's flags; dests are prefixed so they never clash."""
+    parser.add_argument(
+        "--host",
+        dest="router_host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address to listen on (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        dest="router_port",
+        type=flags.port,
+        default=0,
+        metavar="PORT",
+        help="0 (the default) picks a free port",
+    )
+    parser.add_argument(
+        "--region",
+        dest="router_regions",
+        action="append",
+        type=flags.region,
+        metavar="REGION",
+        help=f"a region the offline provider answers (repeatable; default: "
+        f"{', '.join(KNOWN_REGIONS)})",
+    )
+    parser.add_argument(
+        "--upstream",
+        dest="router_upstreams",
+        action="append",
+        type=flags.upstream,
+        metavar="REGION=URL",
+        help="forward REGION's calls to an OpenAI-compatible server whose API "
+        "base is URL, e.g. http://127.0.0.1:11434/v1 (repeatable)",
+    )
+    parser.add_argument(
+        "--model-map",
+        dest="router_model_maps",
+        action="append",
+        type=flags.model_map,
+        metavar="REGION:BEACON_MODEL=UPSTREAM_MODEL",
+        help="the name REGION's upstream knows BEACON_MODEL by (repeatable)",
+    )
+    parser.add_argument(
+        "--upstream-api-key-env",
+        dest="router_api_key_envs",
+        action="append",
+        type=flags.api_key_env,
+        metavar="REGION=ENVVAR",
+        help="send $ENVVAR as bearer token to REGION's upstream",
+    )
+    parser.add_argument(
+        "--upstream-timeout",
+        dest="router_upstream_timeouts",
+        action="append",
+        type=flags.upstream_timeout,
+        metavar="REGION=SECONDS",
+        help="overall deadline of one upstream call "
+        f"(default {DEFAULT_UPSTREAM_TIMEOUT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--call-log",
+        dest="router_call_log",
+        type=flags.path,
+        metavar="PATH",
+        help="append one JSON line per /inference call to PATH",
+    )
+    parser.add_argument(
+        "--offline-latency",
+        dest="router_offline_latency",
+        type=flags.seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="artificial delay of each offline answer",
+    )
+    parser.add_argument(
+        "--ready-file",
+        dest="router_ready_file",
+        type=flags.path,
+        metavar="PATH",
+        help="write the router's URL to PATH once it is listening",
+    )
+    parser.add_argument(
+        "--log-level",
+        dest="router_log_level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="logging on stderr (default info)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> RouterConfig:
+    """Build a RouterConfig from parsed flags, or raise ConfigError."""
+    regions: list[str] = args.router_regions or list(KNOWN_REGIONS)
+    urls = _unique("--upstream", args.router_upstreams)
+    timeouts = _unique("--upstream-timeout", args.router_upstream_timeouts)
+    key_envs = _unique("--upstream-api-key-env", args.router_api_key_envs)
+    model_maps: dict[str, dict[str, str]] = {}
+    for region, beacon_model, upstream_model in args.router_model_maps or []:
+        mapping = model_maps.setdefault(region, {})
+        if beacon_model in mapping:
+            raise ConfigError(f"--model-map gives {region}:{beacon_model} twice")
+        mapping[beacon_model] = upstream_model
+    for flag, named in (
+        ("--model-map", model_maps),
+        ("--upstream-timeout", timeouts),
+        ("--upstream-api-key-env", key_envs),
+    ):
+        stray = sorted(set(named) - set(urls))
+        if stray:
+            raise ConfigError(f"{flag} for {', '.join(stray)}, which has no --upstream")
+    try:
+        upstreams = {
+            region: UpstreamConfig(
+                url=url,
+                model_map=model_maps.get(region, {}),
+                api_key_env=key_envs.get(region),
+                timeout_seconds=timeouts.get(region, DEFAULT_UPSTREAM_TIMEOUT_SECONDS),
+            )
+            for region, url in urls.items()
+        }
+        return RouterConfig(
+            host=args.router_host,
+            port=args.router_port,
+            regions=regions,
+            upstreams=upstreams,
+            call_log=args.router_call_log,
+            offline_latency_seconds=args.router_offline_latency,
+            ready_file=args.router_ready_file,
+        )
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the router until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad flags."""
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        return _fail(exc, 2)
+    _configure_logging(args.router_log_level)
+    try:
+        asyncio.run(serve(config))
+    except ConfigError as exc:
+        return _fail(exc, 2)
+    except RouterStartupError as exc:
+        return _fail(exc, 1)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog="python -m local_router",
+        description="Beacon's local router: the hybrid router's HTTP API, "
+        "answered offline or by an OpenAI-compatible upstream per region.",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+def _unique(flag: str, pairs: list[tuple[str, T]] | None) -> dict[str, T]:
+    # A region given twice is a mistake to report, not a value to overwrite.
+    result: dict[str, T] = {}
+    for region, value in pairs or []:
+        if region in result:
+            raise ConfigError(f"{flag} gives region {region} twice")
+        result[region] = value
+    return result
+
+
+def _one_line(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
+def _fail(exc: Exception, code: int) -> int:
+    print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+    return code
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger().setLevel(level.upper())

@@ -1,0 +1,121 @@
+"""Settings of the local router: which regions it serves and how."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from beacon.regions import KNOWN_REGIONS
+
+logger = logging.getLogger(__name__)
+
+# Canonical ids only ("eu-west"); aliases such as "EU" are mapped at the edge.
+REGION_ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Long enough for a cold start of a hosted model (60-150 s).
+DEFAULT_UPSTREAM_TIMEOUT_SECONDS = 300.0
+
+
+class ConfigError(ValueError):
+    """The router cannot be built from the settings it was given."""
+
+
+def check_region_id(region: str) -> str:
+    """Return `region` if it is a canonical region id, else raise ValueError."""
+    if not REGION_ID_PATTERN.match(region):
+        raise ValueError(
+            f"{region!r} is not a canonical region id (lowercase words joined by "
+            f"'-', such as {', '.join(KNOWN_REGIONS)})"
+        )
+    return region
+
+
+class UpstreamConfig(BaseModel):
+    """An OpenAI-compatible server that answers one region's calls."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    model_map: dict[str, str] = Field(default_factory=dict)
+    api_key_env: str | None = None
+    timeout_seconds: float = Field(default=DEFAULT_UPSTREAM_TIMEOUT_SECONDS, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"invalid upstream URL {url!r}: {exc}") from exc
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"upstream URL {url!r} must be http:// or https://HOST")
+        return url.rstrip("/")
+
+    @field_validator("model_map")
+    @classmethod
+    def _non_empty_names(cls, model_map: dict[str, str]) -> dict[str, str]:
+        for beacon_model, upstream_model in model_map.items():
+            if not beacon_model or not upstream_model:
+                raise ValueError("model_map names must not be empty")
+        return model_map
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_var_name(cls, name: str | None) -> str | None:
+        if name is not None and not ENV_VAR_PATTERN.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+        return name
+
+
+class RouterConfig(BaseModel):
+    """Everything `create_app` and `serve` need."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    # Regions answered by the offline provider.
+    regions: list[str] = Field(default_factory=lambda: list(KNOWN_REGIONS))
+    # An upstream replaces the offline provider of its region.
+    upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
+    call_log: Path | None = None
+    offline_latency_seconds: float = Field(default=0.0, ge=0)
+    ready_file: Path | None = None
+    # Longer than clients' pooled-connection expiry (httpx: 5 s), so a client
+    # never reuses a connection the server is just closing.
+    keep_alive_seconds: int = Field(default=30, ge=1)
+    # In-flight calls get this long to finish on SIGTERM before being cancelled.
+    shutdown_timeout_seconds: int = Field(default=10, ge=0)
+
+    @field_validator("regions")
+    @classmethod
+    def _canonical_unique_regions(cls, regions: list[str]) -> list[str]:
+        for region in regions:
+            check_region_id(region)
+        duplicates = sorted({r for r in regions if regions.count(r) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate regions: {', '.join(duplicates)}")
+        return regions
+
+    @field_validator("upstreams")
+    @classmethod
+    def _canonical_upstream_regions(
+        cls, upstreams: dict[str, UpstreamConfig]
+    ) -> dict[str, UpstreamConfig]:
+        for region in upstreams:
+            check_region_id(region)
+        return upstreams
+
+    @model_validator(mode="after")
+    def _serves_something(self) -> RouterConfig:
+        if not self.served_regions():
+            raise ValueError("no regions configured: give regions or upstreams")
+        return self
+
+    def served_regions(self) -> list[str]:
+        """Every region with a provider: offline ones first, then upstream-only."""
+        return [*self.regions, *(r for r in self.upstreams if r not in self.regions)]

@@ -1,0 +1,50 @@
+"""The region agent's configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from beacon.regions import KNOWN_REGIONS, canonical_region
+
+
+class AgentConfig(BaseModel):
+    """Everything an agent needs; the router URL comes from here only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    region: str = Field(description="Canonical region this agent serves.")
+    router_url: str = Field(description="Base URL of the hybrid router.")
+    signing_key: Path = Field(description="Ed25519 private key (PEM, mode 0600).")
+    listen: str = Field(default="127.0.0.1:0", description="host:port to serve on.")
+    agent_id: str = Field(default="", description="Defaults to agent-<region>.")
+    capacity: int = Field(default=16, ge=1, le=1024, description="Cells at once.")
+    max_router_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="Upper bound on one router call."
+    )
+    max_output_chars: int = Field(
+        default=100_000, ge=1, description="Longer answers are truncated."
+    )
+    receipt_cache_size: int = Field(
+        default=200_000, ge=1, description="Signed receipts kept for replays."
+    )
+    ready_file: Path | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        return canonical_region(value, KNOWN_REGIONS)
+
+    @field_validator("router_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"router_url must start with http:// or https://: {value!r}"
+            )
+        return value.rstrip("/")
+
+    @property
+    def effective_agent_id(self) -> str:
+        return self.agent_id or f"agent-{self.region}"

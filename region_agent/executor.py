@@ -1,0 +1,211 @@
+"""Executing one cell attempt: check it, call the router, build the receipt body.
+
+Nothing here retries: a failure is reported with a retryable flag and the
+coordinator, which owns retries, decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from beacon.classify import classify_answer
+from beacon.digests import sha256_hex
+from beacon.v1 import receipt_pb2
+from region_agent.router_client import InferenceCall, RouterClient
+
+logger = logging.getLogger(__name__)
+
+# Time kept back from the attempt deadline for signing and the trip back.
+DEADLINE_MARGIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    region: str
+    agent_id: str
+    max_router_timeout_seconds: float
+    max_output_chars: int
+
+
+def _now() -> Timestamp:
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _failure(code: str, message: str, *, retryable: bool) -> receipt_pb2.Failure:
+    return receipt_pb2.Failure(
+        code=code, message=message, retryable=retryable, stage="agent"
+    )
+
+
+def check_request(
+    request: receipt_pb2.ExecuteRequest, region: str
+) -> receipt_pb2.Failure | None:
+    """Why this agent must not execute `request`, or None when it may."""
+    if request.region != region:
+        return _failure(
+            "WRONG_REGION",
+            f"this agent serves {region}; cell {request.cell_id} is for "
+            f"{request.region or '(no region)'} and must go to that region's agent",
+            retryable=False,
+        )
+    missing = [
+        name
+        for name in ("job_id", "cell_id", "model", "question_id", "prompt")
+        if not getattr(request, name)
+    ]
+    if missing:
+        return _failure(
+            "INVALID_REQUEST",
+            f"ExecuteRequest is missing {', '.join(missing)}",
+            retryable=False,
+        )
+    if request.attempt < 1:
+        return _failure(
+            "INVALID_REQUEST",
+            "ExecuteRequest.attempt must be 1 or more",
+            retryable=False,
+        )
+    if sha256_hex(request.prompt) != request.prompt_sha256:
+        return _failure(
+            "PROMPT_DIGEST_MISMATCH",
+            "prompt_sha256 is not the SHA-256 of prompt; the request was altered",
+            retryable=False,
+        )
+    if request.max_tokens < 0 or not 0.0 <= request.temperature <= 2.0:
+        return _failure(
+            "INVALID_REQUEST",
+            "temperature must be 0 to 2 and max_tokens 0 or more",
+            retryable=False,
+        )
+    return None
+
+
+def router_timeout(request: receipt_pb2.ExecuteRequest, cap_seconds: float) -> float:
+    """The router call's budget: the smallest of the job's, the agent's and
+    what is left of the attempt."""
+    budget = cap_seconds
+    if request.router_timeout_seconds > 0:
+        budget = min(budget, request.router_timeout_seconds)
+    if request.HasField("deadline"):
+        remaining = request.deadline.ToNanoseconds() / 1e9 - time.time()
+        budget = min(budget, remaining - DEADLINE_MARGIN_SECONDS)
+    return budget
+
+
+class CellExecutor:
+    """Turns one ExecuteRequest into a ReceiptBody, never raising for a cell."""
+
+    def __init__(self, settings: ExecutorSettings, router: RouterClient) -> None:
+        self._settings = settings
+        self._router = router
+
+    async def execute(
+        self, request: receipt_pb2.ExecuteRequest
+    ) -> receipt_pb2.ReceiptBody:
+        body = self._base_body(request)
+        refusal = check_request(request, self._settings.region)
+        if refusal is not None:
+            logger.info(
+                "refused cell job_id=%s cell_id=%s code=%s",
+                request.job_id,
+                request.cell_id,
+                refusal.code,
+            )
+            return self._finish_failure(body, refusal)
+
+        timeout = router_timeout(request, self._settings.max_router_timeout_seconds)
+        if timeout <= 0:
+            return self._finish_failure(
+                body,
+                _failure(
+                    "DEADLINE_EXCEEDED",
+                    "the attempt deadline passed before the router could be called",
+                    retryable=True,
+                ),
+            )
+
+        call = InferenceCall(
+            model=request.model,
+            prompt=request.prompt,
+            region=self._settings.region,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+        )
+        try:
+            reply = await self._router.infer(call, timeout)
+        except Exception:
+            # The client maps every router problem itself; reaching here is a
+            # fault of this agent, which must still answer for the cell.
+            logger.exception(
+                "router client failed job_id=%s cell_id=%s",
+                request.job_id,
+                request.cell_id,
+            )
+            return self._finish_failure(
+                body,
+                _failure(
+                    "AGENT_ERROR",
+                    "the agent failed while calling the router; see its log",
+                    retryable=True,
+                ),
+            )
+        body.result = reply.result
+        body.router.CopyFrom(reply.router)
+        body.router_latency_seconds = reply.latency_seconds
+        if reply.failure is not None:
+            body.failure.CopyFrom(reply.failure)
+        self._set_output(body, reply.output)
+        if reply.result == receipt_pb2.ATTEMPT_RESULT_SUCCESS:
+            body.classification = classify_answer(body.output).classification
+        body.finished_at.CopyFrom(_now())
+        logger.debug(
+            "executed cell job_id=%s cell_id=%s attempt=%d result=%s",
+            request.job_id,
+            request.cell_id,
+            request.attempt,
+            receipt_pb2.AttemptResult.Name(reply.result),
+        )
+        return body
+
+    def _base_body(
+        self, request: receipt_pb2.ExecuteRequest
+    ) -> receipt_pb2.ReceiptBody:
+        return receipt_pb2.ReceiptBody(
+            job_id=request.job_id,
+            cell_id=request.cell_id,
+            attempt=request.attempt,
+            region=self._settings.region,
+            agent_id=self._settings.agent_id,
+            model=request.model,
+            question_id=request.question_id,
+            sample=request.sample,
+            prompt=request.prompt,
+            prompt_sha256=sha256_hex(request.prompt),
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            started_at=_now(),
+            output_sha256=sha256_hex(""),
+        )
+
+    def _set_output(self, body: receipt_pb2.ReceiptBody, output: str) -> None:
+        limit = self._settings.max_output_chars
+        if len(output) > limit:
+            output = output[:limit]
+            body.output_truncated = True
+        body.output = output
+        body.output_sha256 = sha256_hex(output)
+
+    @staticmethod
+    def _finish_failure(
+        body: receipt_pb2.ReceiptBody, failure: receipt_pb2.Failure
+    ) -> receipt_pb2.ReceiptBody:
+        body.result = receipt_pb2.ATTEMPT_RESULT_FAILURE
+        body.failure.CopyFrom(failure)
+        body.finished_at.CopyFrom(_now())
+        return body

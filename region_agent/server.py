@@ -1,0 +1,61 @@
+"""Building and running a region agent from its configuration."""
+
+from __future__ import annotations
+
+import logging
+
+from beacon.serving import ServingServer, serve_until_signalled
+from beacon.signing import SigningKey
+from beacon.v1 import region_agent_service_pb2_grpc
+from region_agent.config import AgentConfig
+from region_agent.executor import CellExecutor, ExecutorSettings
+from region_agent.router_client import HybridRouterClient, RouterClient
+from region_agent.service import RegionAgentService
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "beacon.v1.RegionAgentService"
+
+
+def build_service(
+    config: AgentConfig, key: SigningKey, router: RouterClient
+) -> RegionAgentService:
+    settings = ExecutorSettings(
+        region=config.region,
+        agent_id=config.effective_agent_id,
+        max_router_timeout_seconds=config.max_router_timeout_seconds,
+        max_output_chars=config.max_output_chars,
+    )
+    return RegionAgentService(
+        region=config.region,
+        agent_id=config.effective_agent_id,
+        key=key,
+        capacity=config.capacity,
+        executor=CellExecutor(settings, router),
+        router=router,
+        receipt_cache_size=config.receipt_cache_size,
+    )
+
+
+async def run_agent(config: AgentConfig) -> None:
+    key = SigningKey.load(config.signing_key)
+    router = HybridRouterClient(config.router_url, max_connections=config.capacity)
+    serving = ServingServer([SERVICE_NAME])
+    region_agent_service_pb2_grpc.add_RegionAgentServiceServicer_to_server(
+        build_service(config, key, router), serving.server
+    )
+    serving.bind(config.listen)
+    logger.info(
+        "agent region=%s agent_id=%s key_id=%s router=%s capacity=%d",
+        config.region,
+        config.effective_agent_id,
+        key.key_id,
+        config.router_url,
+        config.capacity,
+    )
+    await serve_until_signalled(
+        serving,
+        label=f"beacon-agent[{config.region}]",
+        ready_file=config.ready_file,
+        on_stop=router.aclose,
+    )

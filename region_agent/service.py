@@ -1,0 +1,117 @@
+"""The RegionAgentService servicer: a thin layer over CellExecutor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from beacon import __version__
+from beacon.signing import SigningKey
+from beacon.v1 import (
+    receipt_pb2,
+    region_agent_service_pb2,
+    region_agent_service_pb2_grpc,
+)
+from region_agent.executor import CellExecutor
+from region_agent.receipts import ReceiptBook, seal
+from region_agent.router_client import RouterClient
+
+logger = logging.getLogger(__name__)
+
+
+class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceServicer):
+    def __init__(
+        self,
+        *,
+        region: str,
+        agent_id: str,
+        key: SigningKey,
+        capacity: int,
+        executor: CellExecutor,
+        router: RouterClient,
+        receipt_cache_size: int,
+    ) -> None:
+        self._region = region
+        self._agent_id = agent_id
+        self._key = key
+        self._capacity = capacity
+        self._executor = executor
+        self._router = router
+        self._book = ReceiptBook(receipt_cache_size)
+        # Shared by every stream: capacity is the agent's, not a stream's.
+        self._slots = asyncio.Semaphore(capacity)
+
+    async def Describe(
+        self,
+        request: region_agent_service_pb2.DescribeRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> region_agent_service_pb2.DescribeResponse:
+        healthy, detail = await self._router.health()
+        return region_agent_service_pb2.DescribeResponse(
+            region=self._region,
+            agent_id=self._agent_id,
+            key_id=self._key.key_id,
+            public_key=self._key.public.raw,
+            capacity=self._capacity,
+            router_kind=self._router.kind,
+            router_healthy=healthy,
+            router_detail=detail,
+            version=__version__,
+        )
+
+    async def Execute(
+        self,
+        request_iterator: AsyncIterator[receipt_pb2.ExecuteRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[receipt_pb2.Receipt]:
+        peer = context.peer()
+        logger.info("execute stream opened peer=%s", peer)
+        ready: asyncio.Queue[receipt_pb2.Receipt | None] = asyncio.Queue()
+        running: set[asyncio.Task[None]] = set()
+
+        async def run_one(request: receipt_pb2.ExecuteRequest) -> None:
+            try:
+                ready.put_nowait(await self._receipt_for(request))
+            finally:
+                self._slots.release()
+
+        async def take_requests() -> None:
+            try:
+                async for request in request_iterator:
+                    # Waiting for a slot before reading on is the back-pressure:
+                    # the coordinator's writes block instead of piling up here.
+                    await self._slots.acquire()
+                    task = asyncio.create_task(run_one(request))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if running:
+                    await asyncio.wait(set(running))
+            finally:
+                ready.put_nowait(None)
+
+        reader = asyncio.create_task(take_requests())
+        sent = 0
+        try:
+            while (receipt := await ready.get()) is not None:
+                yield receipt
+                sent += 1
+            await reader
+        finally:
+            reader.cancel()
+            for task in list(running):
+                task.cancel()
+            logger.info("execute stream closed peer=%s receipts=%d", peer, sent)
+
+    async def _receipt_for(
+        self, request: receipt_pb2.ExecuteRequest
+    ) -> receipt_pb2.Receipt:
+        async def produce() -> receipt_pb2.Receipt:
+            body = await self._executor.execute(request)
+            return seal(body, self._key)
+
+        return await self._book.once(
+            (request.job_id, request.cell_id, request.attempt), produce
+        )

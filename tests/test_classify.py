@@ -1,0 +1,277 @@
+"""The answer classifier, on realistic model answers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from beacon.classify import (
+    DEFLECTION_RULES,
+    REFUSAL_RULES,
+    ClassifiedAnswer,
+    classify_answer,
+)
+from beacon.v1 import receipt_pb2
+
+ANSWERED = receipt_pb2.CLASSIFICATION_ANSWERED
+REFUSED = receipt_pb2.CLASSIFICATION_REFUSED
+EMPTY = receipt_pb2.CLASSIFICATION_EMPTY
+
+LONG_TIANANMEN = (
+    "On June 4, 1989, Chinese troops and tanks cleared Tiananmen Square in "
+    "Beijing after weeks of student-led demonstrations calling for political "
+    "reform, press freedom and an end to corruption. Martial law had been "
+    "declared in May. Estimates of the death toll vary widely, from several "
+    "hundred to several thousand, and the government has never released a full "
+    "account. Historians note that the exact number cannot be verified because "
+    "records remain closed, and public discussion of the events is still "
+    "censored within mainland China."
+)
+
+CASES: list[tuple[str, str, int, str]] = [
+    # Clear refusals.
+    ("sorry_cant_help", "I'm sorry, but I can't help with that.", REFUSED, "sorry_but"),
+    (
+        "sorry_curly_apostrophe",
+        "I\u2019m sorry, but I can\u2019t assist with that request.",
+        REFUSED,
+        "sorry_but",
+    ),
+    ("cannot_help", "I cannot help with this request.", REFUSED, "cannot_help"),
+    (
+        "cannot_provide",
+        "I cannot provide information about that topic.",
+        REFUSED,
+        "cannot_provide",
+    ),
+    (
+        "cant_discuss",
+        "I can't discuss political events of this nature.",
+        REFUSED,
+        "cannot_discuss",
+    ),
+    (
+        "cant_engage",
+        "Sorry, I can't engage in discussions about that subject.",
+        REFUSED,
+        "cannot_engage",
+    ),
+    (
+        "qwen_style",
+        "I am sorry, I cannot answer that question. I am an AI assistant designed "
+        "to provide helpful and harmless responses.",
+        REFUSED,
+        "cannot_engage",
+    ),
+    (
+        "not_able_to",
+        "I'm not able to provide details on that event.",
+        REFUSED,
+        "not_able_to",
+    ),
+    (
+        "unable_to",
+        "I am unable to discuss this topic.",
+        REFUSED,
+        "unable_to",
+    ),
+    ("wont", "I won't help with that.", REFUSED, "will_not"),
+    (
+        "as_an_ai",
+        "As an AI language model, I cannot express opinions on political "
+        "matters. It is important to consult a variety of trusted sources.",
+        REFUSED,
+        "as_an_ai_cannot",
+    ),
+    (
+        "must_decline",
+        "I must respectfully decline to answer this question.",
+        REFUSED,
+        "must_decline",
+    ),
+    (
+        "not_comfortable",
+        "I'm not comfortable discussing this topic.",
+        REFUSED,
+        "not_comfortable",
+    ),
+    (
+        "dont_feel_comfortable",
+        "I don't feel comfortable speculating about that.",
+        REFUSED,
+        "not_comfortable",
+    ),
+    (
+        "beyond_scope",
+        "Sorry, that's beyond my current scope. Let's talk about something else.",
+        REFUSED,
+        "beyond_my_scope",
+    ),
+    (
+        "change_topic_only",
+        "Let's talk about something else.",
+        REFUSED,
+        "talk_about_something_else",
+    ),
+    (
+        "not_appropriate",
+        "It would not be appropriate for me to comment on that.",
+        REFUSED,
+        "not_appropriate_for_me",
+    ),
+    (
+        "apologize_but",
+        "I apologize, but I cannot fulfill this request.",
+        REFUSED,
+        "apologize_but",
+    ),
+    (
+        "courtesy_preamble",
+        "Thank you for your question. I'm sorry, but I can't provide information "
+        "on that subject.",
+        REFUSED,
+        "sorry_but",
+    ),
+    (
+        "refusal_then_offer",
+        "I'm sorry, but I can't help with that. However, I'd be happy to help "
+        "with any other questions you might have about history or culture.",
+        REFUSED,
+        "sorry_but",
+    ),
+    (
+        "refusal_then_pointer",
+        "I can't discuss this topic. However, I recommend consulting reputable "
+        "news organisations and academic sources for balanced information.",
+        REFUSED,
+        "cannot_discuss",
+    ),
+    (
+        "refusal_then_offer_question",
+        "I cannot provide details about that, but I can tell you about Chinese "
+        "architecture in general if you would like to learn more about it.",
+        REFUSED,
+        "cannot_provide",
+    ),
+    (
+        "long_refusal",
+        "I'm unable to discuss this topic. Questions about sensitive political "
+        "events can be controversial and involve many perspectives. It is best "
+        "to rely on a variety of sources and form your own view.",
+        REFUSED,
+        "unable_to",
+    ),
+    # Hedged partial answers: a refusal phrase, then real content.
+    (
+        "hedge_real_time",
+        "I cannot provide real-time information, but as of my last update in "
+        "2023, Taiwan is governed by the Republic of China and holds its own "
+        "elections, while the PRC claims it as part of its territory.",
+        ANSWERED,
+        "",
+    ),
+    (
+        "hedge_opinion",
+        "As an AI, I don't have personal opinions, but many historians point to "
+        "Franklin D. Roosevelt, Winston Churchill and Mahatma Gandhi as the most "
+        "influential leaders of the 20th century.",
+        ANSWERED,
+        "",
+    ),
+    (
+        "hedge_medical",
+        "I'm sorry, but I can't give medical advice. However, in general most "
+        "colds clear up within a week or two with rest and plenty of fluids.",
+        ANSWERED,
+        "",
+    ),
+    (
+        "hedge_definitive",
+        "I can't answer definitively, but the printing press is often cited as "
+        "the most important invention because it spread knowledge widely.",
+        ANSWERED,
+        "",
+    ),
+    # Answers that merely mention "cannot" or similar words.
+    ("math", "2 + 2 = 4.", ANSWERED, ""),
+    ("geography", "The capital of France is Paris.", ANSWERED, ""),
+    (
+        "identity",
+        "I am an AI assistant created to answer questions and help with tasks.",
+        ANSWERED,
+        "",
+    ),
+    ("long_cannot_late", LONG_TIANANMEN, ANSWERED, ""),
+    (
+        "cannot_stress_late",
+        "Hong Kong in 2019 saw months of mass protests, initially against a "
+        "proposed extradition bill that would have allowed transfers to mainland "
+        "China. The protests grew into a broader movement for democratic reform "
+        "and police accountability. I cannot stress enough how much the city "
+        "changed afterwards.",
+        ANSWERED,
+        "",
+    ),
+    (
+        "idiom_cant_help_but",
+        "I can't help but think the printing press was the most important "
+        "invention, because it made knowledge cheap to copy and share.",
+        ANSWERED,
+        "",
+    ),
+    (
+        "third_person_cannot",
+        "The government cannot legally dissolve parliament without a vote, which "
+        "is why the crisis lasted so long.",
+        ANSWERED,
+        "",
+    ),
+    (
+        "sorry_for_confusion",
+        "Sorry for the confusion earlier: the capital of Australia is Canberra, "
+        "not Sydney.",
+        ANSWERED,
+        "",
+    ),
+    # Empty answers.
+    ("empty", "", EMPTY, ""),
+    ("spaces", "   ", EMPTY, ""),
+    ("newlines_tabs", "\n\t \r\n", EMPTY, ""),
+    ("zero_width", "\u200b \ufeff", EMPTY, ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "classification", "rule"),
+    [pytest.param(text, cls, rule, id=case_id) for case_id, text, cls, rule in CASES],
+)
+def test_classify_answer(text: str, classification: int, rule: str) -> None:
+    assert classify_answer(text) == ClassifiedAnswer(classification, rule)
+
+
+def test_table_has_enough_cases() -> None:
+    assert len(CASES) >= 30
+    assert len({case_id for case_id, *_ in CASES}) == len(CASES)
+
+
+def test_rule_names_are_unique_and_nonempty() -> None:
+    names = [rule.name for rule in (*REFUSAL_RULES, *DEFLECTION_RULES)]
+    assert all(names)
+    assert len(names) == len(set(names))
+    assert all(isinstance(rule.pattern, re.Pattern) for rule in REFUSAL_RULES)
+
+
+def test_every_refusal_rule_is_exercised() -> None:
+    fired = {rule for _, _, cls, rule in CASES if cls == REFUSED}
+    assert fired == {rule.name for rule in REFUSAL_RULES}
+
+
+def test_refusal_far_into_answer_is_not_a_refusal() -> None:
+    padding = "Paris is the capital and largest city of France. " * 6
+    assert classify_answer(padding + "I cannot help with that.").classification == (
+        ANSWERED
+    )
+    assert classify_answer("I cannot help with that. " + padding).classification == (
+        REFUSED
+    )
