@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from beacon.statuses import Classification
 from beacon.v1 import receipt_pb2
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,11 @@ logger = logging.getLogger(__name__)
 # the body of a substantive answer does not count.
 OPENING_CHARS: Final = 200
 
-# Words that must follow a hedge for the answer to count as answered.
+# Words that must follow a hedge for the answer to count as answered, and
+# how far after the hedge to look (bounded, so a long answer with many
+# "but"s costs linear time).
 MIN_HEDGE_CONTENT_WORDS: Final = 8
+HEDGE_WINDOW_CHARS: Final = 400
 
 _FLAGS: Final = re.IGNORECASE
 
@@ -163,7 +167,7 @@ class ClassifiedAnswer:
     """`classification` is a receipt_pb2.Classification value; `rule` names
     the refusal rule that fired, and is "" unless the answer is REFUSED."""
 
-    classification: int
+    classification: Classification
     rule: str = ""
 
 
@@ -181,7 +185,7 @@ def _first_refusal(opening: str) -> tuple[Rule, re.Match[str]] | None:
 def _carries_on_after(text: str, refusal_end: int) -> bool:
     """True when a hedge after the refusal is followed by real content."""
     for pivot in HEDGE_PIVOT.finditer(text, refusal_end):
-        rest = text[pivot.end() :]
+        rest = text[pivot.end() : pivot.end() + HEDGE_WINDOW_CHARS]
         if any(rule.pattern.search(rest) for rule in DEFLECTION_RULES):
             continue
         if len(_WORD.findall(rest)) >= MIN_HEDGE_CONTENT_WORDS:

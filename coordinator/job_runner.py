@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -70,6 +71,7 @@ class JobRunner:
         replicas: Mapping[str, Sequence[Replica]],
         settings: RunnerSettings,
         events: JobEvents,
+        rejections: Counter[str],
     ) -> None:
         self.job_id = job.job_id
         self._spec = job.spec
@@ -85,7 +87,8 @@ class JobRunner:
         self._cancel_requested = asyncio.Event()
         self._settling: set[asyncio.Task[None]] = set()
         self.counts = job_pb2.JobCounts()
-        self.rejected_receipts = 0
+        # Shared with the manager: rejected receipts by reason, for operators.
+        self._rejections = rejections
 
     # Lifecycle
 
@@ -274,7 +277,7 @@ class JobRunner:
             open_cell = self._claim(body)
             check_body(body, SentAttempt(open_cell.cell, open_cell.attempt))
         except ReceiptRejected as exc:
-            self.rejected_receipts += 1
+            self._rejections[exc.reason] += 1
             logger.warning(
                 "receipt rejected job_id=%s region=%s agent=%s reason=%s detail=%s",
                 self.job_id,

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from beacon.cells import expand_cells
@@ -74,6 +75,7 @@ class JobManager:
             retry_max_seconds=config.retry_max_seconds,
             reconnect_max_seconds=config.reconnect_max_seconds,
         )
+        self.rejections: Counter[str] = Counter()
         self._runners: dict[str, JobRunner] = {}
         self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
 
@@ -114,6 +116,7 @@ class JobManager:
             self._replicas,
             self._settings,
             JobEvents(job.job_id),
+            self.rejections,
         )
         self._runners[job.job_id] = runner
         task = asyncio.create_task(runner.run(), name=f"job {job.job_id}")

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Final, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 
 @dataclass(frozen=True)
 class InferenceCall:
+    """One cell's call. `region` is the canonical region id, sent as
+    region_preference; `prompt` is sent exactly as given."""
+
     model: str
     prompt: str
     region: str
@@ -69,7 +73,12 @@ class InferenceCall:
 
 @dataclass(frozen=True)
 class RouterReply:
-    result: int
+    """What the call produced. `result` is a receipt_pb2.AttemptResult value;
+    `output` is "" unless the router answered (a mismatched answer is kept for
+    audit); `failure` is None only on success; `latency_seconds` is the wall
+    time of the HTTP call."""
+
+    result: AttemptResult
     output: str
     failure: receipt_pb2.Failure | None
     router: receipt_pb2.RouterCall
@@ -143,6 +152,13 @@ class _RawReply:
     retry_after: str
 
 
+@dataclass
+class _Progress:
+    """What is known of a call that may still fail before its body is read."""
+
+    status: int = 0
+
+
 @dataclass(frozen=True)
 class _Parsed:
     """A validated reply and metadata.receipt as sorted-key JSON ("" if none)."""
@@ -153,7 +169,7 @@ class _Parsed:
 
 @dataclass(frozen=True)
 class _Outcome:
-    result: int
+    result: AttemptResult
     output: str
     failure: receipt_pb2.Failure | None
 
@@ -518,7 +534,7 @@ class HybridRouterClient:
     async def _call(
         self, call: InferenceCall, payload: dict[str, Any], timeout_seconds: float
     ) -> tuple[_Outcome, receipt_pb2.RouterCall]:
-        no_status = receipt_pb2.RouterCall(router_kind=ROUTER_KIND)
+        progress = _Progress()
         if not timeout_seconds > 0:
             # The deadline has passed (or is NaN): do not send what cannot finish.
             return _failed(
@@ -527,24 +543,27 @@ class HybridRouterClient:
                 "nothing was sent",
                 retryable=True,
                 stage=STAGE_CALL,
-            ), no_status
+            ), receipt_pb2.RouterCall(router_kind=ROUTER_KIND)
         try:
             async with asyncio.timeout(timeout_seconds):
-                raw = await self._post(payload)
+                raw = await self._post(payload, progress)
         except TimeoutError:
             outcome = _failed(
                 ROUTER_TIMEOUT,
                 f"router gave no complete reply within the {timeout_seconds:g}s "
-                f"deadline ({self._inference_url})",
+                f"deadline ({self._inference_url}{_partial(progress)})",
                 retryable=True,
                 stage=STAGE_CALL,
+                http_status=progress.status,
             )
         except httpx.TimeoutException as exc:
             outcome = _failed(
                 ROUTER_TIMEOUT,
-                f"router call timed out ({self._inference_url}): {exc!r}",
+                f"router call timed out ({self._inference_url}"
+                f"{_partial(progress)}): {exc!r}",
                 retryable=True,
                 stage=STAGE_CALL,
+                http_status=progress.status,
             )
         except httpx.DecodingError as exc:
             outcome = _failed(
@@ -552,22 +571,29 @@ class HybridRouterClient:
                 f"router reply could not be decoded: {exc}",
                 retryable=True,
                 stage=STAGE_REPLY,
+                http_status=progress.status,
             )
         except httpx.HTTPError as exc:
             outcome = _failed(
                 ROUTER_UNREACHABLE,
-                f"cannot reach the router at {self._inference_url}: {exc!r}",
+                f"cannot reach the router at {self._inference_url}"
+                f"{_partial(progress)}: {exc!r}",
                 retryable=True,
                 stage=STAGE_CALL,
+                http_status=progress.status,
             )
         else:
             return _interpret(call, raw, self._inference_url)
-        return outcome, no_status
+        return outcome, receipt_pb2.RouterCall(
+            router_kind=ROUTER_KIND, http_status=progress.status
+        )
 
-    async def _post(self, payload: dict[str, Any]) -> _RawReply:
+    async def _post(self, payload: dict[str, Any], progress: _Progress) -> _RawReply:
         async with self._client.stream(
             "POST", self._inference_url, json=payload
         ) as resp:
+            # Known from here on, even if the body never completes.
+            progress.status = resp.status_code
             chunks: list[bytes] = []
             size = 0
             async for chunk in resp.aiter_bytes():
@@ -622,11 +648,17 @@ class HybridRouterClient:
         await self._client.aclose()
 
 
+def _partial(progress: _Progress) -> str:
+    if progress.status == 0:
+        return ""
+    return f"; HTTP {progress.status} headers arrived but the body did not complete"
+
+
 def _reports_healthy(body: bytes) -> bool:
     """A 2xx health reply is healthy unless its body says otherwise."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return True
     if not isinstance(data, dict):
         return True

@@ -290,6 +290,12 @@ SHAPES: dict[str, Shape] = {
         Expect(FAILURE, "ROUTER_TIMEOUT", True, "", 0, "", "0.5s"),
         SHORT_TIMEOUT,
     ),
+    "body-stalls-past-timeout": Shape(
+        CannedReply(200, example("success.json"), body_delay_seconds=30.0),
+        call_for("eu-west", "llama3.2-1b"),
+        Expect(FAILURE, "ROUTER_TIMEOUT", True, "", 200, "", "headers arrived"),
+        SHORT_TIMEOUT,
+    ),
     "delay-past-timeout": Shape(
         CannedReply(200, example("success.json"), delay_seconds=30.0),
         call_for("eu-west", "llama3.2-1b"),

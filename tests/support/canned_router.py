@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +33,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class CannedReply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     hang: bool = False
+    # Send the status, headers and half the body at once, the rest this late.
+    body_delay_seconds: float = 0.0
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, bytes):
@@ -205,12 +207,25 @@ class CannedRouter:
         elif reply.delay_seconds > 0:
             await self._wait(reply.delay_seconds)
         content, media_type = reply.encoded()
+        if reply.body_delay_seconds > 0:
+            return StreamingResponse(
+                self._slow_body(content, reply.body_delay_seconds),
+                status_code=reply.status,
+                media_type=media_type,
+                headers=reply.headers,
+            )
         return Response(
             content=content,
             status_code=reply.status,
             media_type=media_type,
             headers=reply.headers,
         )
+
+    async def _slow_body(self, content: bytes, seconds: float) -> AsyncIterator[bytes]:
+        half = len(content) // 2
+        yield content[:half]
+        await self._wait(seconds)
+        yield content[half:]
 
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]

@@ -1,0 +1,101 @@
+"""Real in-process gRPC servers (port 0) for the agent and the coordinator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from beacon.serving import ServingServer
+from beacon.signing import SigningKey
+from beacon.v1 import coordinator_service_pb2_grpc, region_agent_service_pb2_grpc
+from coordinator.config import CoordinatorConfig
+from coordinator.jobs import JobManager
+from coordinator.service import CoordinatorService
+from coordinator.sqlite_store import SqliteJobStore
+from region_agent.config import AgentConfig
+from region_agent.router_client import HybridRouterClient
+from region_agent.server import SERVICE_NAME as AGENT_SERVICE
+from region_agent.server import build_service
+from region_agent.service import RegionAgentService
+
+
+@dataclass
+class RunningAgent:
+    region: str
+    address: str
+    key: SigningKey
+    servicer: RegionAgentService
+    serving: ServingServer
+    router: HybridRouterClient
+
+    async def stop(self) -> None:
+        await self.serving.stop(0)
+        await self.router.aclose()
+
+
+async def start_agent(
+    tmp_path: Path,
+    region: str,
+    router_url: str,
+    *,
+    key: SigningKey | None = None,
+    capacity: int = 4,
+    wrap: Callable[[RegionAgentService], Any] | None = None,
+    **settings: Any,
+) -> RunningAgent:
+    key = key or SigningKey.generate()
+    key_path = tmp_path / f"{region}-{key.key_id[-8:]}.key"
+    key.write(key_path)
+    config = AgentConfig(
+        region=region,
+        router_url=router_url,
+        signing_key=key_path,
+        capacity=capacity,
+        **settings,
+    )
+    router = HybridRouterClient(config.router_url, max_connections=capacity)
+    servicer = build_service(config, key, router)
+    serving = ServingServer([AGENT_SERVICE])
+    region_agent_service_pb2_grpc.add_RegionAgentServiceServicer_to_server(
+        wrap(servicer) if wrap else servicer, serving.server
+    )
+    address = serving.bind("127.0.0.1:0")
+    await serving.start()
+    return RunningAgent(region, address, key, servicer, serving, router)
+
+
+@dataclass
+class RunningCoordinator:
+    address: str
+    jobs: JobManager
+    store: SqliteJobStore
+    serving: ServingServer
+
+    async def stop(self) -> None:
+        await self.jobs.shutdown()
+        await self.serving.stop(0)
+        await self.store.close()
+
+
+async def start_coordinator(
+    tmp_path: Path, agents: list[RunningAgent], **settings: Any
+) -> RunningCoordinator:
+    regions: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for agent in agents:
+        regions.setdefault(agent.region, {"agents": []})["agents"].append(
+            {"address": agent.address, "public_key": agent.key.public.b64}
+        )
+    config = CoordinatorConfig.model_validate(
+        {"store": tmp_path / "coordinator.db", "regions": regions, **settings}
+    )
+    store = await SqliteJobStore.open(config.store)
+    jobs = JobManager(config, store)
+    serving = ServingServer(["beacon.v1.CoordinatorService"])
+    coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
+        CoordinatorService(jobs), serving.server
+    )
+    address = serving.bind("127.0.0.1:0")
+    await serving.start()
+    return RunningCoordinator(address, jobs, store, serving)

@@ -1,0 +1,179 @@
+"""Job spec validation: each rule names its field and what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from beacon.jobspec import JobSpecError, SpecLimits, load_job_file, normalize_spec
+from beacon.v1 import job_pb2
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def valid_spec() -> job_pb2.JobSpec:
+    spec = job_pb2.JobSpec(
+        job_id="spec-test", models=["llama3.2-1b"], regions=["us-east", "eu-west"]
+    )
+    spec.questions.add(id="math_basic", text="What is 2+2?")
+    spec.questions.add(id="geography_basic", text="What is the capital of France?")
+    return spec
+
+
+def violations(
+    spec: job_pb2.JobSpec, limits: SpecLimits | None = None
+) -> dict[str, str]:
+    with pytest.raises(JobSpecError) as caught:
+        normalize_spec(spec, limits)
+    return {v.field: v.description for v in caught.value.violations}
+
+
+def test_valid_spec_gets_defaults() -> None:
+    """Defaults fill what the spec leaves out, including the timeout hierarchy."""
+    spec = normalize_spec(valid_spec())
+
+    assert spec.samples == 1
+    assert spec.max_attempts == 3
+    assert spec.generation.temperature == pytest.approx(0.1)
+    assert spec.generation.max_tokens == 512
+    t = spec.timeouts
+    assert 0 < t.router_call_seconds < t.cell_attempt_seconds < t.job_seconds
+    assert t.router_call_seconds >= 150, "a 150 s cold start must fit"
+
+
+def test_zero_temperature_is_kept() -> None:
+    """An explicit temperature of 0 is a real choice, not 'unset'."""
+    spec = valid_spec()
+    spec.generation.temperature = 0.0
+
+    assert normalize_spec(spec).generation.temperature == 0.0
+
+
+def test_aliases_map_to_canonical_regions() -> None:
+    """US, EU, APAC and ASIA are mapped explicitly."""
+    spec = valid_spec()
+    del spec.regions[:]
+    spec.regions.extend(["US", "EU", "APAC"])
+
+    assert list(normalize_spec(spec).regions) == ["us-east", "eu-west", "asia-pacific"]
+
+
+def test_empty_job_id_gets_one_assigned() -> None:
+    spec = valid_spec()
+    spec.job_id = ""
+
+    assert normalize_spec(spec).job_id.startswith("job-")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "words"),
+    [
+        (lambda s: s.regions.append("mars-north"), "regions[2]", "us-east, eu-west"),
+        (lambda s: s.regions.append("US"), "regions[2]", "duplicate region"),
+        (lambda s: s.models.append("llama3.2-1b"), "models[1]", "duplicate model"),
+        (lambda s: s.models.append(""), "models[1]", "not a model id"),
+        (
+            lambda s: s.questions.add(id="math_basic", text="again?"),
+            "questions[2].id",
+            "duplicate",
+        ),
+        (lambda s: s.questions.add(id="", text="no id?"), "questions[2].id", "empty"),
+        (
+            lambda s: s.questions.add(id="blank", text="   "),
+            "questions[2].text",
+            "empty",
+        ),
+        (
+            lambda s: s.questions.add(id="long", text="x" * 5000),
+            "questions[2].text",
+            "limit",
+        ),
+        (lambda s: setattr(s, "job_id", "bad id!"), "job_id", "letters, digits"),
+        (lambda s: setattr(s, "samples", -1), "samples", "outside"),
+        (lambda s: setattr(s, "max_attempts", 99), "max_attempts", "outside"),
+        (
+            lambda s: setattr(s.generation, "temperature", 3.0),
+            "generation.temperature",
+            "outside",
+        ),
+        (
+            lambda s: setattr(s.generation, "max_tokens", -5),
+            "generation.max_tokens",
+            "outside",
+        ),
+        (
+            lambda s: setattr(s.timeouts, "job_seconds", -1),
+            "timeouts.job_seconds",
+            "outside",
+        ),
+        (
+            lambda s: setattr(s.timeouts, "router_call_seconds", 500),
+            "timeouts",
+            "router_call_seconds < cell_attempt_seconds",
+        ),
+    ],
+    ids=[
+        "unknown-region",
+        "alias-duplicates-region",
+        "duplicate-model",
+        "empty-model",
+        "duplicate-question",
+        "question-without-id",
+        "blank-question",
+        "oversized-question",
+        "bad-job-id",
+        "negative-samples",
+        "too-many-attempts",
+        "temperature-range",
+        "max-tokens-range",
+        "negative-timeout",
+        "timeouts-out-of-order",
+    ],
+)
+def test_rule_names_field(mutate: object, field: str, words: str) -> None:
+    """A broken rule is reported against the field that breaks it."""
+    spec = valid_spec()
+    mutate(spec)  # type: ignore[operator]
+
+    found = violations(spec)
+
+    assert field in found, found
+    assert words in found[field]
+
+
+def test_empty_spec_reports_every_missing_part() -> None:
+    found = violations(job_pb2.JobSpec())
+
+    assert {"questions", "models", "regions"} <= set(found)
+
+
+def test_cell_cap_is_enforced() -> None:
+    """A job larger than the configured cap is refused with the numbers."""
+    found = violations(valid_spec(), SpecLimits(max_cells=3))
+
+    assert "4 cells" in found["questions"]
+
+
+def test_regions_limited_to_the_deployment() -> None:
+    """A coordinator that serves fewer regions rejects the others by name."""
+    found = violations(valid_spec(), SpecLimits(known_regions=("us-east",)))
+
+    assert "unknown region 'eu-west'" in found["regions[1]"]
+
+
+@pytest.mark.parametrize("name", ["bias-audit.yaml", "cross-region-minimal.yaml"])
+def test_examples_are_valid(name: str) -> None:
+    spec = normalize_spec(load_job_file(EXAMPLES / name))
+
+    assert spec.questions
+
+
+def test_job_file_with_unknown_field_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("models: [m]\nregions: [us-east]\nquestons: []\n")
+
+    with pytest.raises(JobSpecError) as caught:
+        load_job_file(path)
+
+    assert "questons" in str(caught.value)
