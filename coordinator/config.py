@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -71,6 +72,23 @@ class CoordinatorConfig(BaseModel):
         return tuple(self.regions)
 
 
+def _resolve_key_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative `.pub` paths are read from beside the configuration file."""
+    regions = data.get("regions")
+    if not isinstance(regions, dict):
+        return
+    for region in regions.values():
+        agents = region.get("agents") if isinstance(region, dict) else None
+        for agent in agents if isinstance(agents, list) else []:
+            key = agent.get("public_key") if isinstance(agent, dict) else None
+            if (
+                isinstance(key, str)
+                and key.endswith(".pub")
+                and not Path(key).is_absolute()
+            ):
+                agent["public_key"] = str(base / key)
+
+
 class ConfigError(ValueError):
     """A configuration file that cannot be used, with what to fix."""
 
@@ -83,6 +101,7 @@ def load_coordinator_config(path: Path, **overrides: object) -> CoordinatorConfi
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     data.update({k: v for k, v in overrides.items() if v is not None})
+    _resolve_key_paths(data, path.parent)
     try:
         return CoordinatorConfig.model_validate(data)
     except ValidationError as exc:
