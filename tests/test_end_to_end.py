@@ -77,7 +77,7 @@ def pinned_keys(state_dir: Path) -> dict[str, PublicKey]:
 def test_minimal_job_makes_exactly_one_real_call_per_cell(
     deployment: LocalDeployment, state_dir: Path, tmp_path: Path
 ) -> None:
-    """The old failure: 18 records from 2 calls. Here: 18 cells, 18 calls, 18 answers."""
+    """The old failure: 18 records from 2 calls. Here: 18 calls, 18 answers."""
     calls_before = len(read_call_log(deployment.call_log))
     output = tmp_path / "result.json"
 
