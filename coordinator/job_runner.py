@@ -13,17 +13,17 @@ import random
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
-from google.protobuf.timestamp_pb2 import Timestamp
+from dataclasses import dataclass, replace
 
 from beacon.cells import Cell, expand_cells
 from beacon.statuses import CellStatus, JobStatus
+from beacon.timestamps import timestamp
 from beacon.v1 import coordinator_service_pb2, job_pb2, receipt_pb2
 from coordinator import counts as job_counts
 from coordinator.events import JobEvents
 from coordinator.outcomes import Verdict, verdict_for_failure, verdict_for_receipt
 from coordinator.region_stream import Pending, RegionStream, Replica
+from coordinator.results import summary_of
 from coordinator.store import AttemptEnd, CellFinal, CellRecord, JobRecord, JobStore
 from coordinator.verify import (
     PinnedKeys,
@@ -56,12 +56,6 @@ class OpenCell:
     timer: asyncio.TimerHandle | None = None
 
 
-def _timestamp(seconds: float) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
 class JobRunner:
     def __init__(
         self,
@@ -73,6 +67,7 @@ class JobRunner:
         events: JobEvents,
         rejections: Counter[str],
     ) -> None:
+        self._job = job
         self.job_id = job.job_id
         self._spec = job.spec
         self._created_at = job.created_at
@@ -101,7 +96,11 @@ class JobRunner:
         self.counts = job_counts.counts_of((c.status, c.classification) for c in cells)
         self._load_open_cells(cells)
         await self._store.set_job_status(self.job_id, job_pb2.JOB_STATUS_RUNNING, None)
-        self._publish(started=self._summary(job_pb2.JOB_STATUS_RUNNING))
+        self._publish(
+            started=summary_of(
+                replace(self._job, status=job_pb2.JOB_STATUS_RUNNING), self.counts
+            )
+        )
         logger.info(
             "job running job_id=%s cells=%d open=%d",
             self.job_id,
@@ -259,7 +258,7 @@ class JobRunner:
             prompt_sha256=cell.prompt_sha256,
             temperature=self._spec.generation.temperature,
             max_tokens=self._spec.generation.max_tokens,
-            deadline=_timestamp(deadline),
+            deadline=timestamp(deadline),
             router_timeout_seconds=timeouts.router_call_seconds,
         )
 
@@ -420,16 +419,6 @@ class JobRunner:
         )
 
     # Events
-
-    def _summary(self, status: JobStatus) -> job_pb2.JobSummary:
-        summary = job_pb2.JobSummary(
-            job_id=self.job_id,
-            title=self._spec.title,
-            status=status,
-            created_at=_timestamp(self._created_at),
-        )
-        summary.counts.CopyFrom(self.counts)
-        return summary
 
     def _publish_finished(self, cell: Cell, verdict: Verdict) -> None:
         self._publish(

@@ -5,18 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from beacon.signing import PublicKey
+from beacon.timestamps import timestamp
 from beacon.v1 import job_pb2, receipt_pb2
 from coordinator.counts import counts_of
 from coordinator.store import AttemptRecord, JobRecord, JobStore
-
-
-def _timestamp(seconds: float) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
 
 
 def summary_of(job: JobRecord, counts: job_pb2.JobCounts) -> job_pb2.JobSummary:
@@ -24,10 +17,10 @@ def summary_of(job: JobRecord, counts: job_pb2.JobCounts) -> job_pb2.JobSummary:
         job_id=job.job_id,
         title=job.spec.title,
         status=job.status,
-        created_at=_timestamp(job.created_at),
+        created_at=timestamp(job.created_at),
     )
     if job.finished_at is not None:
-        summary.finished_at.CopyFrom(_timestamp(job.finished_at))
+        summary.finished_at.CopyFrom(timestamp(job.finished_at))
     summary.counts.CopyFrom(counts)
     return summary
 
@@ -41,10 +34,10 @@ def _attempt_message(record: AttemptRecord) -> job_pb2.Attempt:
     attempt = job_pb2.Attempt(
         attempt=record.attempt,
         agent_address=record.agent_address,
-        sent_at=_timestamp(record.sent_at),
+        sent_at=timestamp(record.sent_at),
     )
     if record.finished_at is not None:
-        attempt.finished_at.CopyFrom(_timestamp(record.finished_at))
+        attempt.finished_at.CopyFrom(timestamp(record.finished_at))
     if record.receipt is not None:
         attempt.receipt.ParseFromString(record.receipt)
     if record.failure is not None:
@@ -64,10 +57,10 @@ async def assemble_result(
         job_id=job.job_id,
         spec=job.spec,
         status=job.status,
-        created_at=_timestamp(job.created_at),
+        created_at=timestamp(job.created_at),
     )
     if job.finished_at is not None:
-        result.finished_at.CopyFrom(_timestamp(job.finished_at))
+        result.finished_at.CopyFrom(timestamp(job.finished_at))
     used_keys: set[str] = set()
     for cell in cells:
         outcome = result.outcomes.add(

@@ -10,10 +10,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
+from beacon.timestamps import now, seconds
 from beacon.v1 import receipt_pb2
 from region_agent.router_client import InferenceCall, RouterClient
 
@@ -29,12 +28,6 @@ class ExecutorSettings:
     agent_id: str
     max_router_timeout_seconds: float
     max_output_chars: int
-
-
-def _now() -> Timestamp:
-    stamp = Timestamp()
-    stamp.GetCurrentTime()
-    return stamp
 
 
 def _failure(code: str, message: str, *, retryable: bool) -> receipt_pb2.Failure:
@@ -93,7 +86,7 @@ def router_timeout(request: receipt_pb2.ExecuteRequest, cap_seconds: float) -> f
     if request.router_timeout_seconds > 0:
         budget = min(budget, request.router_timeout_seconds)
     if request.HasField("deadline"):
-        remaining = request.deadline.ToNanoseconds() / 1e9 - time.time()
+        remaining = seconds(request.deadline) - time.time()
         budget = min(budget, remaining - DEADLINE_MARGIN_SECONDS)
     return budget
 
@@ -163,7 +156,7 @@ class CellExecutor:
         self._set_output(body, reply.output)
         if reply.result == receipt_pb2.ATTEMPT_RESULT_SUCCESS:
             body.classification = classify_answer(body.output).classification
-        body.finished_at.CopyFrom(_now())
+        body.finished_at.CopyFrom(now())
         logger.debug(
             "executed cell job_id=%s cell_id=%s attempt=%d result=%s",
             request.job_id,
@@ -189,7 +182,7 @@ class CellExecutor:
             prompt_sha256=sha256_hex(request.prompt),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
-            started_at=_now(),
+            started_at=now(),
             output_sha256=sha256_hex(""),
         )
 
@@ -207,5 +200,5 @@ class CellExecutor:
     ) -> receipt_pb2.ReceiptBody:
         body.result = receipt_pb2.ATTEMPT_RESULT_FAILURE
         body.failure.CopyFrom(failure)
-        body.finished_at.CopyFrom(_now())
+        body.finished_at.CopyFrom(now())
         return body
