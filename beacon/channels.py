@@ -1,4 +1,4 @@
-"""gRPC settings both ends of a connection must agree on, in one place.
+"""Settings both ends of a connection must agree on, in one place.
 
 The client's keepalive interval must not be shorter than the server's
 minimum allowed ping interval, or the server answers with GOAWAY
@@ -14,6 +14,12 @@ CLIENT_KEEPALIVE_MS: Final = 20_000
 CLIENT_KEEPALIVE_TIMEOUT_MS: Final = 10_000
 SERVER_MIN_PING_INTERVAL_MS: Final = 10_000
 SERVER_KEEPALIVE_MS: Final = 60_000
+
+# HTTP between an agent and its router: the agent drops an idle connection
+# before the router (uvicorn, 5 s by default) closes it, so a request is
+# never sent on a connection that is being closed.
+ROUTER_IDLE_TIMEOUT_SECONDS: Final = 5
+ROUTER_CLIENT_KEEPALIVE_SECONDS: Final = 4.0
 
 ChannelOptions = list[tuple[str, int]]
 

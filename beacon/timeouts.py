@@ -11,6 +11,9 @@ from dataclasses import dataclass
 DEFAULT_ROUTER_CALL_SECONDS = 180.0
 DEFAULT_CELL_ATTEMPT_SECONDS = 240.0
 DEFAULT_JOB_SECONDS = 3600.0
+# The local router gives up on an upstream model server a little before the
+# agent gives up on the router, so the agent sees the upstream's own error.
+DEFAULT_UPSTREAM_SECONDS = 170.0
 MAX_JOB_SECONDS = 7 * 24 * 3600.0
 
 

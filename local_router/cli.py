@@ -11,9 +11,9 @@ from typing import NoReturn, TypeVar
 from pydantic import ValidationError
 
 from beacon.regions import KNOWN_REGIONS
+from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
 from local_router import flags
 from local_router.config import (
-    DEFAULT_UPSTREAM_TIMEOUT_SECONDS,
     ConfigError,
     RouterConfig,
     UpstreamConfig,
@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=flags.upstream_timeout,
         metavar="REGION=SECONDS",
         help="overall deadline of one upstream call "
-        f"(default {DEFAULT_UPSTREAM_TIMEOUT_SECONDS:g})",
+        f"(default {DEFAULT_UPSTREAM_SECONDS:g})",
     )
     parser.add_argument(
         "--call-log",
@@ -152,7 +152,7 @@ def config_from_args(args: argparse.Namespace) -> RouterConfig:
                 url=url,
                 model_map=model_maps.get(region, {}),
                 api_key_env=key_envs.get(region),
-                timeout_seconds=timeouts.get(region, DEFAULT_UPSTREAM_TIMEOUT_SECONDS),
+                timeout_seconds=timeouts.get(region, DEFAULT_UPSTREAM_SECONDS),
             )
             for region, url in urls.items()
         }

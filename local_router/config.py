@@ -9,15 +9,15 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from beacon.channels import ROUTER_IDLE_TIMEOUT_SECONDS
 from beacon.regions import KNOWN_REGIONS
+from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
 
 logger = logging.getLogger(__name__)
 
 # Canonical ids only ("eu-west"); aliases such as "EU" are mapped at the edge.
 REGION_ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Long enough for a cold start of a hosted model (60-150 s).
-DEFAULT_UPSTREAM_TIMEOUT_SECONDS = 300.0
 
 
 class ConfigError(ValueError):
@@ -42,7 +42,7 @@ class UpstreamConfig(BaseModel):
     url: str
     model_map: dict[str, str] = Field(default_factory=dict)
     api_key_env: str | None = None
-    timeout_seconds: float = Field(default=DEFAULT_UPSTREAM_TIMEOUT_SECONDS, gt=0)
+    timeout_seconds: float = Field(default=DEFAULT_UPSTREAM_SECONDS, gt=0)
 
     @field_validator("url")
     @classmethod
@@ -87,7 +87,7 @@ class RouterConfig(BaseModel):
     ready_file: Path | None = None
     # Longer than clients' pooled-connection expiry (httpx: 5 s), so a client
     # never reuses a connection the server is just closing.
-    keep_alive_seconds: int = Field(default=30, ge=1)
+    keep_alive_seconds: int = Field(default=ROUTER_IDLE_TIMEOUT_SECONDS, ge=1)
     # In-flight calls get this long to finish on SIGTERM before being cancelled.
     shutdown_timeout_seconds: int = Field(default=10, ge=0)
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Final, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from beacon.channels import ROUTER_CLIENT_KEEPALIVE_SECONDS
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
 
@@ -28,9 +29,6 @@ ROUTER_KIND: Final = "hybrid"
 INFERENCE_PATH: Final = "/inference"
 HEALTH_PATH: Final = "/health"
 HEALTH_TIMEOUT_SECONDS: Final = 5.0
-# Below uvicorn's default 5 s keep-alive, so an idle connection is dropped by
-# us before the router closes it under a request we are sending.
-KEEPALIVE_EXPIRY_SECONDS: Final = 4.0
 # A reply larger than this is not an answer we can sign and ship.
 MAX_REPLY_BYTES: Final = 16 * 1024 * 1024
 BODY_EXCERPT_CHARS: Final = 200
@@ -495,7 +493,7 @@ class HybridRouterClient:
             limits=httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=max_connections,
-                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+                keepalive_expiry=ROUTER_CLIENT_KEEPALIVE_SECONDS,
             ),
             # The overall deadline in infer() bounds every call; socket
             # timeouts would only cut a legitimate cold start short.
