@@ -1,0 +1,85 @@
+"""The coordinator keeps at most an agent's advertised capacity in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from beacon.v1 import coordinator_service_pb2 as pb
+from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
+from region_agent.service import RegionAgentService
+from tests.support.router_process import start_router
+from tests.support.servers import start_agent, start_coordinator
+
+ADVERTISED = 2
+
+
+class EagerAgent(RegionAgentService):
+    """Reads requests as fast as they come and counts how many are unanswered,
+    while telling the coordinator it can take only ADVERTISED at once."""
+
+    def __init__(self, inner: RegionAgentService) -> None:
+        self._inner = inner
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.received = 0
+
+    async def Describe(self, request: Any, context: Any) -> Any:
+        reply = await self._inner.Describe(request, context)
+        reply.capacity = ADVERTISED
+        return reply
+
+    async def Execute(self, request_iterator: Any, context: Any) -> Any:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def read_all() -> None:
+            async for request in request_iterator:
+                self.received += 1
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                queue.put_nowait(request)
+            queue.put_nowait(None)
+
+        async def forward() -> AsyncIterator[Any]:
+            while (request := await queue.get()) is not None:
+                yield request
+
+        reader = asyncio.create_task(read_all())
+        try:
+            async for receipt in self._inner.Execute(forward(), context):
+                self.in_flight -= 1
+                yield receipt
+        finally:
+            reader.cancel()
+
+
+async def test_in_flight_cells_never_exceed_advertised_capacity(tmp_path: Path) -> None:
+    eager: list[EagerAgent] = []
+
+    def wrap(inner: RegionAgentService) -> EagerAgent:
+        eager.append(EagerAgent(inner))
+        return eager[-1]
+
+    with start_router(tmp_path, "--offline-latency", "0.1") as router:
+        agent = await start_agent(
+            tmp_path, "us-east", router.url, capacity=8, wrap=wrap
+        )
+        coordinator = await start_coordinator(tmp_path, [agent])
+        job = job_pb2.JobSpec(job_id="flow-1", models=["m1", "m2"], regions=["us-east"])
+        for i in range(6):
+            job.questions.add(id=f"q{i}", text=f"Question {i}?")
+        try:
+            async with grpc.aio.insecure_channel(coordinator.address) as channel:
+                stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+                events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
+        finally:
+            await coordinator.stop()
+            await agent.stop()
+
+    assert events[-1].result.counts.completed == 12
+    assert eager[0].received == 12
+    assert eager[0].most_in_flight == ADVERTISED
