@@ -14,7 +14,8 @@ from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
 from beacon.timestamps import now, seconds
 from beacon.v1 import receipt_pb2
-from region_agent.router_client import InferenceCall, RouterClient
+from region_agent.router_client import RouterClient
+from region_agent.router_reply import InferenceCall
 
 logger = logging.getLogger(__name__)
 
