@@ -46,11 +46,13 @@ def cell_count(spec: job_pb2.JobSpec) -> int:
 def expand_cells(spec: job_pb2.JobSpec) -> Iterator[Cell]:
     """Every (region, model, question, sample) of a validated spec, once."""
     samples = max(spec.samples, 1)
+    prompts = [compose_prompt(spec.system_prompt, q.text) for q in spec.questions]
+    digests = [sha256_hex(prompt) for prompt in prompts]
     for region in spec.regions:
         for model in spec.models:
-            for question in spec.questions:
-                prompt = compose_prompt(spec.system_prompt, question.text)
-                digest = sha256_hex(prompt)
+            for question, prompt, digest in zip(
+                spec.questions, prompts, digests, strict=True
+            ):
                 for sample in range(samples):
                     yield Cell(
                         job_id=spec.job_id,

@@ -13,11 +13,13 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from beacon import logs
+from beacon.cells import cell_count
 from beacon.client import CoordinatorClient, CoordinatorError
 from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
 from beacon.render import job_status_name, print_result
 from beacon.signing import KeyFileError, SigningKey
 from beacon.v1 import job_pb2
+from coordinator.config import ConfigError
 
 DEFAULT_COORDINATOR = "127.0.0.1:50051"
 
@@ -116,8 +118,7 @@ def _load_spec(path: Path) -> job_pb2.JobSpec:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = normalize_spec(load_job_file(args.job))
-    cells = len(spec.regions) * len(spec.models) * len(spec.questions) * spec.samples
-    print(f"{args.job}: valid, {cells} cells")
+    print(f"{args.job}: valid, {cell_count(spec)} cells")
     return 0
 
 
@@ -170,16 +171,28 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be 1 or more")
+
     async def list_jobs() -> None:
+        jobs: list[job_pb2.JobSummary] = []
+        token = ""
         async with CoordinatorClient(args.coordinator) as client:
-            reply = await client.list_jobs(args.limit)
-        for job in reply.jobs:
+            while len(jobs) < args.limit:
+                reply = await client.list_jobs(args.limit - len(jobs), token)
+                jobs.extend(reply.jobs)
+                token = reply.next_page_token
+                if not token:
+                    break
+        for job in jobs:
             c = job.counts
             print(
                 f"{job.job_id}  {job_status_name(job.status):9}"
                 f"  {c.total - c.open}/{c.total} final"
                 f"  {job.title}"
             )
+        if token:
+            print(f"(the newest {len(jobs)} are shown; pass --limit for more)")
 
     asyncio.run(list_jobs())
     return 0
@@ -295,7 +308,18 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level)
     try:
         code: int = args.handler(args)
-    except (UsageError, JobSpecError, KeyFileError, CoordinatorError) as exc:
+    except BrokenPipeError:
+        # The reader went away (`beacon show ... | head`); nothing to report.
+        sys.stderr.close()
+        return 0
+    except (
+        UsageError,
+        JobSpecError,
+        KeyFileError,
+        CoordinatorError,
+        ConfigError,
+        OSError,
+    ) as exc:
         print(f"beacon {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

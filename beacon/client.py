@@ -19,17 +19,18 @@ class CoordinatorError(Exception):
 
     def __init__(self, error: grpc.aio.AioRpcError) -> None:
         self.code = error.code()
-        lines = [f"{self.code.name}: {error.details()}"]
+        details = error.details() or ""
+        lines = [f"{self.code.name}: {details}"]
         status = rpc_status.from_call(error)
-        if status is not None:
-            for detail in status.details:
-                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    lines = [f"{self.code.name}: the job spec is invalid"]
-                    lines += [
-                        f"  {v.field}: {v.description}" for v in bad.field_violations
-                    ]
+        for detail in status.details if status is not None else ():
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                lines += [
+                    f"  {v.field}: {v.description}"
+                    for v in bad.field_violations
+                    if f"{v.field}: {v.description}" not in details
+                ]
         super().__init__("\n".join(lines))
 
 

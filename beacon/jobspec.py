@@ -25,6 +25,7 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 MAX_QUESTION_CHARS = 4000
 MAX_SYSTEM_PROMPT_CHARS = 8000
+MAX_TITLE_CHARS = 200
 MAX_SAMPLES = 100
 MAX_ATTEMPTS = 10
 MAX_TOKENS_LIMIT = 32768
@@ -70,6 +71,7 @@ def normalize_spec(
         problems.append(FieldViolation(path, description))
 
     _check_job_id(out, bad)
+    _check_title(out, bad)
     _check_questions(out, bad)
     _check_models(out, bad)
     _check_regions(out, limits, bad)
@@ -93,12 +95,19 @@ Reporter = Any
 
 
 def _check_job_id(spec: job_pb2.JobSpec, bad: Reporter) -> None:
-    if spec.job_id and not ID_PATTERN.match(spec.job_id):
+    if spec.job_id and not ID_PATTERN.fullmatch(spec.job_id):
         bad(
             "job_id",
             "must be 1-64 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (or empty to get one assigned)",
         )
+
+
+def _check_title(spec: job_pb2.JobSpec, bad: Reporter) -> None:
+    if len(spec.title) > MAX_TITLE_CHARS:
+        bad("title", f"is {len(spec.title)} characters; the limit is {MAX_TITLE_CHARS}")
+    elif not spec.title.isprintable():
+        bad("title", "must be one line of printable text (no control characters)")
 
 
 def _check_questions(spec: job_pb2.JobSpec, bad: Reporter) -> None:
@@ -109,7 +118,7 @@ def _check_questions(spec: job_pb2.JobSpec, bad: Reporter) -> None:
         where = f"questions[{i}]"
         if not question.id:
             bad(f"{where}.id", "is empty; give every question a short id")
-        elif not ID_PATTERN.match(question.id):
+        elif not ID_PATTERN.fullmatch(question.id):
             bad(
                 f"{where}.id",
                 f"{question.id!r} must be 1-64 letters, digits, '.', '_' or '-'",
@@ -138,7 +147,7 @@ def _check_models(spec: job_pb2.JobSpec, bad: Reporter) -> None:
         bad("models", "at least one model is required, e.g. llama3.2-1b")
     seen: set[str] = set()
     for i, model in enumerate(spec.models):
-        if not MODEL_PATTERN.match(model):
+        if not MODEL_PATTERN.fullmatch(model):
             bad(
                 f"models[{i}]",
                 f"{model!r} is not a model id (letters, digits, '.', '_', "
@@ -176,7 +185,7 @@ def _check_generation(spec: job_pb2.JobSpec, bad: Reporter) -> None:
     if not 0 <= gen.max_tokens <= MAX_TOKENS_LIMIT:
         bad(
             "generation.max_tokens",
-            f"{gen.max_tokens} is outside 1 to {MAX_TOKENS_LIMIT}",
+            f"{gen.max_tokens} is outside 0 (default) to {MAX_TOKENS_LIMIT}",
         )
     if not gen.HasField("temperature"):
         gen.temperature = DEFAULT_TEMPERATURE
@@ -186,11 +195,15 @@ def _check_generation(spec: job_pb2.JobSpec, bad: Reporter) -> None:
 
 def _check_counts(spec: job_pb2.JobSpec, bad: Reporter) -> None:
     if not 0 <= spec.samples <= MAX_SAMPLES:
-        bad("samples", f"{spec.samples} is outside 1 to {MAX_SAMPLES}")
+        bad("samples", f"{spec.samples} is outside 0 (default 1) to {MAX_SAMPLES}")
     elif spec.samples == 0:
         spec.samples = 1
     if not 0 <= spec.max_attempts <= MAX_ATTEMPTS:
-        bad("max_attempts", f"{spec.max_attempts} is outside 1 to {MAX_ATTEMPTS}")
+        bad(
+            "max_attempts",
+            f"{spec.max_attempts} is outside 0 (default "
+            f"{DEFAULT_MAX_ATTEMPTS}) to {MAX_ATTEMPTS}",
+        )
     elif spec.max_attempts == 0:
         spec.max_attempts = DEFAULT_MAX_ATTEMPTS
 
@@ -245,7 +258,7 @@ def load_job_file(path: Path) -> job_pb2.JobSpec:
     """Read a YAML or JSON job file into a JobSpec (not yet validated)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise JobSpecError([FieldViolation(str(path), f"cannot read: {exc}")]) from exc
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)

@@ -117,10 +117,32 @@ def summary_lines(
     return lines
 
 
+MAX_LISTED_PROBLEMS = 20
+
+
+def problem_lines(result: job_pb2.JobResult) -> list[str]:
+    """Why each cell without a completed outcome ended as it did."""
+    problems = [o for o in result.outcomes if o.status != job_pb2.CELL_STATUS_COMPLETED]
+    lines = [
+        f"  {o.region} / {o.model} / {o.question_id}"
+        + (f" / sample {o.sample}" if result.spec.samples > 1 else "")
+        + f": {outcome_label(o.status, o.classification)[0]}: {o.reason}"
+        for o in problems[:MAX_LISTED_PROBLEMS]
+    ]
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        lines.append(
+            f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more "
+            "(`beacon show JOB_ID --format json` has every reason)"
+        )
+    return ["cells without an answer:", *lines] if lines else []
+
+
 def print_result(
     console: Console, result: job_pb2.JobResult, elapsed: float | None
 ) -> None:
     for table in outcome_tables(result):
         console.print(table)
+    for line in problem_lines(result):
+        console.print(line, markup=False, highlight=False)
     for line in summary_lines(result, elapsed):
         console.print(line)

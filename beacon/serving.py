@@ -40,11 +40,21 @@ class ServingServer:
         self.address = ""
 
     def bind(self, listen: str) -> str:
-        """Bind `host:port` (port 0 picks a free one); returns the address."""
+        """Bind `host:port` (port 0 picks a free one); returns the address.
+
+        Raises OSError when the address is taken or invalid.
+        """
         host, _, _ = listen.rpartition(":")
-        port = self.server.add_insecure_port(listen)
+        try:
+            port = self.server.add_insecure_port(listen)
+        except RuntimeError:
+            # grpc reports every bind failure this way, with no detail.
+            port = 0
         if port == 0:
-            raise OSError(f"cannot listen on {listen}: address in use or invalid")
+            raise OSError(
+                f"cannot listen on {listen!r}: the address is in use or not "
+                "HOST:PORT on this machine"
+            )
         self.address = f"{host}:{port}"
         return self.address
 
@@ -78,10 +88,14 @@ async def serve_until_signalled(
     *,
     label: str,
     ready_file: Path | None,
-    on_stop: Callable[[], Awaitable[None]] | None = None,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
     grace: float = DEFAULT_GRACE_SECONDS,
 ) -> None:
-    """Start, announce the address, wait for SIGTERM/SIGINT, stop gracefully."""
+    """Start, announce the address, wait for SIGTERM/SIGINT, stop gracefully.
+
+    `cleanup` runs after the server has stopped, so calls still finishing
+    within the grace period keep what they use (a router client, a store).
+    """
     await serving.start()
     print(f"{label} listening on {serving.address}", flush=True)
     write_ready_file(ready_file, serving.address)
@@ -94,8 +108,7 @@ async def serve_until_signalled(
     await stop.wait()
 
     logger.info("stopping %s grace=%.1fs", label, grace)
-    await serving.mark_not_serving()
-    if on_stop is not None:
-        await on_stop()
     await serving.stop(grace)
+    if cleanup is not None:
+        await cleanup()
     logger.info("stopped %s", label)

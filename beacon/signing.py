@@ -108,6 +108,8 @@ class SigningKey:
             raise KeyFileError(
                 f"signing key {path} does not exist; create one with `beacon keygen`"
             ) from exc
+        if not stat.S_ISREG(mode):
+            raise KeyFileError(f"signing key {path} is not a file")
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyFileError(
                 f"signing key {path} is readable by others; run `chmod 600 {path}`"
@@ -116,6 +118,13 @@ class SigningKey:
             private = serialization.load_pem_private_key(
                 path.read_bytes(), password=None
             )
+        except OSError as exc:
+            raise KeyFileError(f"cannot read signing key {path}: {exc}") from exc
+        except TypeError as exc:
+            raise KeyFileError(
+                f"signing key {path} is encrypted; Beacon needs an unencrypted "
+                "key readable only by its owner (create one with `beacon keygen`)"
+            ) from exc
         except ValueError as exc:
             raise KeyFileError(f"signing key {path} is not a PEM key: {exc}") from exc
         if not isinstance(private, Ed25519PrivateKey):
@@ -131,4 +140,6 @@ def load_public_key(value: str) -> PublicKey:
             return PublicKey.from_b64(candidate.read_text(encoding="ascii"))
         except FileNotFoundError as exc:
             raise KeyFileError(f"public key file {candidate} does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyFileError(f"cannot read public key {candidate}: {exc}") from exc
     return PublicKey.from_b64(value)

@@ -63,9 +63,16 @@ class CoordinatorConfig(BaseModel):
     ) -> dict[str, RegionConfig]:
         if not value:
             raise ValueError("at least one region with an agent is required")
-        return {
-            canonical_region(name, KNOWN_REGIONS): cfg for name, cfg in value.items()
-        }
+        regions: dict[str, RegionConfig] = {}
+        for name, cfg in value.items():
+            region = canonical_region(name, KNOWN_REGIONS)
+            if region in regions:
+                raise ValueError(
+                    f"region {region} is configured twice (as {name!r} too); "
+                    "list all its agents under one entry"
+                )
+            regions[region] = cfg
+        return regions
 
     @property
     def region_ids(self) -> tuple[str, ...]:
@@ -96,7 +103,7 @@ class ConfigError(ValueError):
 def load_coordinator_config(path: Path, **overrides: object) -> CoordinatorConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read coordinator config {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")

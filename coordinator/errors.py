@@ -16,7 +16,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from beacon.jobspec import JobSpecError
-from coordinator.jobs import JobConflict, JobNotFound
+from coordinator.jobs import BadPageToken, JobConflict, JobNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
     JobSpecError: grpc.StatusCode.INVALID_ARGUMENT,
     JobNotFound: grpc.StatusCode.NOT_FOUND,
     JobConflict: grpc.StatusCode.ALREADY_EXISTS,
+    BadPageToken: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 

@@ -20,6 +20,7 @@ from beacon.statuses import CellStatus, JobStatus
 from beacon.timestamps import timestamp
 from beacon.v1 import coordinator_service_pb2, job_pb2, receipt_pb2
 from coordinator import counts as job_counts
+from coordinator.capacity import AgentCapacity
 from coordinator.events import JobEvents
 from coordinator.outcomes import Verdict, verdict_for_failure, verdict_for_receipt
 from coordinator.region_stream import Pending, RegionStream, Replica
@@ -34,6 +35,8 @@ from coordinator.verify import (
 )
 
 logger = logging.getLogger(__name__)
+
+CANCEL_REASON = "cancelled by a user before it finished"
 
 # How long past an attempt's deadline the coordinator waits for its receipt,
 # for the trip back from the agent.
@@ -66,6 +69,7 @@ class JobRunner:
         settings: RunnerSettings,
         events: JobEvents,
         rejections: Counter[str],
+        capacity: AgentCapacity,
     ) -> None:
         self._job = job
         self.job_id = job.job_id
@@ -84,6 +88,7 @@ class JobRunner:
         self.counts = job_pb2.JobCounts()
         # Shared with the manager: rejected receipts by reason, for operators.
         self._rejections = rejections
+        self._capacity = capacity
 
     # Lifecycle
 
@@ -111,6 +116,12 @@ class JobRunner:
         self._start_streams()
         try:
             status = await self._wait_for_end()
+            # Read before the streams stop: stopping disconnects every region.
+            unreachable = {
+                region: stream.last_error
+                for region, stream in self._streams.items()
+                if stream.connected_replicas == 0 and stream.last_error
+            }
         finally:
             # Streams stop first, so in-flight calls are abandoned before the
             # cells they served are ended.
@@ -119,17 +130,18 @@ class JobRunner:
             for open_cell in self._open.values():
                 if open_cell.timer is not None:
                     open_cell.timer.cancel()
+            await asyncio.gather(*self._settling, return_exceptions=True)
+            # Watchers then read the final state from the store, even when
+            # this run ends with an error.
+            self.events.close()
         if status == job_pb2.JOB_STATUS_CANCELLED:
-            await self._end_open_cells(
-                job_pb2.CELL_STATUS_CANCELLED, "cancelled by a user before it finished"
-            )
+            await self._end_open_cells(job_pb2.CELL_STATUS_CANCELLED, CANCEL_REASON)
         elif status == job_pb2.JOB_STATUS_TIMED_OUT:
-            await self._end_at_deadline()
+            await self._end_at_deadline(unreachable)
         await self._store.set_job_status(self.job_id, status, time.time())
         logger.info(
             "job ended job_id=%s status=%s", self.job_id, job_pb2.JobStatus.Name(status)
         )
-        self.events.close()
         return status
 
     def cancel(self) -> None:
@@ -160,6 +172,7 @@ class JobRunner:
                 self._replicas.get(region, ()),
                 self,
                 self._settings.reconnect_max_seconds,
+                self._capacity,
             )
             self._streams[region] = stream
         for open_cell in self._open.values():
@@ -190,25 +203,35 @@ class JobRunner:
             return job_pb2.JOB_STATUS_CANCELLED
         return job_pb2.JOB_STATUS_TIMED_OUT
 
-    async def _end_at_deadline(self) -> None:
-        limit = self._spec.timeouts.job_seconds
-        for region, stream in self._streams.items():
-            if stream.connected_replicas == 0 and stream.last_error:
-                await self._end_open_cells(
-                    job_pb2.CELL_STATUS_FAILED,
-                    f"no agent of {region} could be reached before the job deadline "
-                    f"({limit:.0f}s): {stream.last_error}",
-                    region,
-                )
+    async def _end_at_deadline(self, unreachable: Mapping[str, str]) -> None:
+        """End what is still open, saying for each cell why it never finished."""
+        deadline = f"the job deadline of {self._spec.timeouts.job_seconds:.0f}s"
+        for region, error in unreachable.items():
+            lost = f"no agent of {region} could be reached before {deadline}: {error}"
+            await self._end_open_cells(
+                job_pb2.CELL_STATUS_NOT_RUN, f"never sent: {lost}", region, unsent=True
+            )
+            await self._end_open_cells(job_pb2.CELL_STATUS_FAILED, lost, region)
         await self._end_open_cells(
-            job_pb2.CELL_STATUS_TIMED_OUT,
-            f"job deadline of {limit:.0f}s passed (layer: job)",
+            job_pb2.CELL_STATUS_NOT_RUN,
+            f"never sent before {deadline} (layer: job)",
+            unsent=True,
+        )
+        await self._end_open_cells(
+            job_pb2.CELL_STATUS_TIMED_OUT, f"{deadline} passed (layer: job)"
         )
 
     async def _end_open_cells(
-        self, status: CellStatus, reason: str, region: str | None = None
+        self,
+        status: CellStatus,
+        reason: str,
+        region: str | None = None,
+        *,
+        unsent: bool = False,
     ) -> None:
-        ended = await self._store.finish_open_cells(self.job_id, status, reason, region)
+        ended = await self._store.finish_open_cells(
+            self.job_id, status, reason, region, unsent_only=unsent
+        )
         for cell_id in ended:
             open_cell = self._open.pop(cell_id, None)
             if open_cell is None:
@@ -260,6 +283,7 @@ class JobRunner:
             max_tokens=self._spec.generation.max_tokens,
             deadline=timestamp(deadline),
             router_timeout_seconds=timeouts.router_call_seconds,
+            attempt_seconds=deadline - now,
         )
 
     async def sent(self, pending: Pending, agent_address: str) -> None:
@@ -273,8 +297,8 @@ class JobRunner:
     ) -> None:
         try:
             body = open_receipt(receipt, region, self._pinned)
-            open_cell = self._claim(body)
-            check_body(body, SentAttempt(open_cell.cell, open_cell.attempt))
+            open_cell = self._awaiting_cell(body)
+            check_body(body, self._sent_attempt(open_cell))
         except ReceiptRejected as exc:
             self._rejections[exc.reason] += 1
             logger.warning(
@@ -286,6 +310,9 @@ class JobRunner:
                 exc.detail,
             )
             return
+        # Taken before any await, so two receipts for one attempt can never
+        # both be accepted.
+        self._stop_awaiting(open_cell)
         verdict = verdict_for_receipt(body, self._spec.max_attempts)
         await self._settle(
             open_cell,
@@ -302,16 +329,17 @@ class JobRunner:
             ),
         )
 
-    def _claim(self, body: receipt_pb2.ReceiptBody) -> OpenCell:
-        """The open cell whose current attempt this receipt answers.
+    def _sent_attempt(self, open_cell: OpenCell) -> SentAttempt:
+        generation = self._spec.generation
+        return SentAttempt(
+            open_cell.cell,
+            open_cell.attempt,
+            generation.temperature,
+            generation.max_tokens,
+        )
 
-        Claiming happens before any await, so two receipts for one attempt
-        can never both be accepted.
-        """
-        if body.job_id != self.job_id:
-            raise ReceiptRejected(
-                "job_id_mismatch", f"receipt is for job {body.job_id!r}"
-            )
+    def _awaiting_cell(self, body: receipt_pb2.ReceiptBody) -> OpenCell:
+        """The open cell whose outstanding attempt this receipt names."""
         open_cell = self._open.get(body.cell_id)
         if open_cell is None:
             raise ReceiptRejected(
@@ -323,11 +351,25 @@ class JobRunner:
                 f"cell {body.cell_id} awaits attempt {open_cell.attempt}, "
                 f"receipt is for attempt {body.attempt}",
             )
+        return open_cell
+
+    def _stop_awaiting(self, open_cell: OpenCell) -> None:
         open_cell.awaiting = False
         if open_cell.timer is not None:
             open_cell.timer.cancel()
             open_cell.timer = None
-        return open_cell
+
+    def _await_again(self, open_cell: OpenCell, attempt: int, after: float) -> None:
+        """Put an attempt whose end could not be stored back to waiting; its
+        timer then ends it as timed out and the cell is retried."""
+        if self._open.get(open_cell.cell.cell_id) is not open_cell:
+            return
+        if open_cell.attempt != attempt:
+            return
+        open_cell.awaiting = True
+        open_cell.timer = asyncio.get_running_loop().call_later(
+            after, self._attempt_expired, open_cell.cell.cell_id, attempt
+        )
 
     def _attempt_expired(self, cell_id: str, attempt: int) -> None:
         open_cell = self._open.get(cell_id)
@@ -335,6 +377,8 @@ class JobRunner:
             return
         open_cell.awaiting = False
         open_cell.timer = None
+        # The agent may never answer; its stream must not keep the slot.
+        self._streams[open_cell.cell.region].forget((cell_id, attempt))
         failure = receipt_pb2.Failure(
             code="ATTEMPT_TIMEOUT",
             message=f"no receipt within the attempt deadline of "
@@ -368,7 +412,19 @@ class JobRunner:
                 reason=verdict.reason,
                 final_attempt=end.attempt,
             )
-        applied = await self._store.record_attempt_end(self.job_id, end, final)
+        try:
+            applied = await self._store.record_attempt_end(self.job_id, end, final)
+        except Exception:
+            # Not durable, so not accepted: the attempt waits again and its
+            # timer retries the cell. The stream carrying it goes on.
+            logger.exception(
+                "could not store attempt end job_id=%s cell_id=%s attempt=%d",
+                self.job_id,
+                cell.cell_id,
+                end.attempt,
+            )
+            self._await_again(open_cell, end.attempt, RECEIPT_GRACE_SECONDS)
+            return
 
         if verdict.retry:
             failure = receipt_pb2.Failure()

@@ -17,9 +17,10 @@ from beacon.jobspec import SpecLimits, normalize_spec
 from beacon.signing import PublicKey
 from beacon.statuses import JobStatus
 from beacon.v1 import coordinator_service_pb2, job_pb2
+from coordinator.capacity import AgentCapacity
 from coordinator.config import CoordinatorConfig
 from coordinator.events import JobEvents
-from coordinator.job_runner import JobRunner, RunnerSettings
+from coordinator.job_runner import CANCEL_REASON, JobRunner, RunnerSettings
 from coordinator.region_stream import Replica
 from coordinator.results import assemble_result, job_summary
 from coordinator.store import JobRecord, JobStore
@@ -38,10 +39,27 @@ MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 
 
+def shown(identifier: str, limit: int = 80) -> str:
+    """An id as quoted in a message, cut short so a huge one is not echoed."""
+    if len(identifier) <= limit:
+        return repr(identifier)
+    return repr(identifier[:limit]) + f"... ({len(identifier)} characters)"
+
+
 class JobNotFound(LookupError):
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job with id {job_id!r}; `beacon list` shows the jobs")
+        super().__init__(
+            f"no job with id {shown(job_id)}; `beacon list` shows the jobs"
+        )
         self.job_id = job_id
+
+
+class BadPageToken(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            f"page_token {shown(token)} names no job; pass the next_page_token of the "
+            "previous ListJobs response, or nothing for the first page"
+        )
 
 
 class JobConflict(Exception):
@@ -76,6 +94,7 @@ class JobManager:
             reconnect_max_seconds=config.reconnect_max_seconds,
         )
         self.rejections: Counter[str] = Counter()
+        self._capacity = AgentCapacity()
         self._runners: dict[str, JobRunner] = {}
         self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
 
@@ -117,6 +136,7 @@ class JobManager:
             self._settings,
             JobEvents(job.job_id),
             self.rejections,
+            self._capacity,
         )
         self._runners[job.job_id] = runner
         task = asyncio.create_task(runner.run(), name=f"job {job.job_id}")
@@ -185,6 +205,8 @@ class JobManager:
         self, page_size: int, page_token: str
     ) -> tuple[list[job_pb2.JobSummary], str]:
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        if page_token and await self._store.get_job(page_token) is None:
+            raise BadPageToken(page_token)
         jobs = await self._store.list_jobs(page_token, size + 1)
         more = len(jobs) > size
         jobs = jobs[:size]
@@ -199,5 +221,15 @@ class JobManager:
             logger.info("cancelling job_id=%s", job_id)
             runner.cancel()
             await asyncio.wait([task])
+            job = await self.job(job_id)
+        elif job.status not in FINISHED:
+            # Its runner ended with an error; the store alone can end it.
+            logger.info("cancelling job_id=%s without a runner", job_id)
+            await self._store.finish_open_cells(
+                job_id, job_pb2.CELL_STATUS_CANCELLED, CANCEL_REASON
+            )
+            await self._store.set_job_status(
+                job_id, job_pb2.JOB_STATUS_CANCELLED, time.time()
+            )
             job = await self.job(job_id)
         return await job_summary(self._store, job)

@@ -2,8 +2,8 @@
 
 Each replica gets at most its advertised capacity of cells in flight. A lost
 stream puts its unanswered cells back in the region's queue, with the same
-attempt number, and reconnects with backoff; agents answer a repeated attempt
-with the receipt they already signed, so nothing runs twice.
+attempt number, and reconnects with backoff; an agent that already signed a
+receipt for that attempt answers with it instead of calling its router again.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import grpc
@@ -25,6 +25,7 @@ from beacon.v1 import (
     region_agent_service_pb2,
     region_agent_service_pb2_grpc,
 )
+from coordinator.capacity import AgentCapacity
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,23 @@ class Replica:
     pinned_key: PublicKey
 
 
+@dataclass(eq=False)
+class _Connection:
+    """One open stream: the attempts it carries and the slots they hold."""
+
+    address: str
+    slots: asyncio.Semaphore
+    in_flight: set[Pending] = field(default_factory=set)
+    received: int = 0
+
+    def release(self, pending: Pending) -> bool:
+        if pending not in self.in_flight:
+            return False
+        self.in_flight.discard(pending)
+        self.slots.release()
+        return True
+
+
 def attempt_key(receipt: receipt_pb2.Receipt) -> Pending | None:
     """Which attempt a receipt claims to answer, before it is verified.
 
@@ -78,16 +96,23 @@ class RegionStream:
         replicas: Sequence[Replica],
         feed: CellFeed,
         reconnect_max_seconds: float,
+        capacity: AgentCapacity,
     ) -> None:
         self.job_id = job_id
         self.region = region
         self._replicas = list(replicas)
         self._feed = feed
         self._reconnect_max = reconnect_max_seconds
+        self._capacity = capacity
         self.queue: asyncio.Queue[Pending] = asyncio.Queue()
+        # Why the region's last connection attempt failed; cleared on success.
         self.last_error = ""
-        self.connected_replicas = 0
+        self._connections: set[_Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected_replicas(self) -> int:
+        return len(self._connections)
 
     def start(self) -> None:
         for replica in self._replicas:
@@ -104,12 +129,23 @@ class RegionStream:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
+    def forget(self, pending: Pending) -> None:
+        """Free the slot of an attempt the job stopped waiting for."""
+        for connection in self._connections:
+            if connection.release(pending):
+                return
+
     async def _keep_connected(self, replica: Replica) -> None:
         delay = RECONNECT_FIRST_SECONDS
         while True:
-            served = 0
+            opened = False
+
+            def mark_opened() -> None:
+                nonlocal opened
+                opened = True
+
             try:
-                served = await self._serve(replica)
+                await self._serve(replica, mark_opened)
                 self.last_error = f"agent {replica.address} closed the stream"
             except AgentRefused as exc:
                 self.last_error = str(exc)
@@ -142,15 +178,15 @@ class RegionStream:
                     self.region,
                     replica.address,
                 )
-            if served:
+            if opened:
                 delay = RECONNECT_FIRST_SECONDS
             # Full jitter keeps replicas of a restarted agent from reconnecting
             # in lockstep.
             await asyncio.sleep(random.uniform(0, delay))
             delay = min(delay * 2, self._reconnect_max)
 
-    async def _serve(self, replica: Replica) -> int:
-        """Run one stream until it ends; returns how many receipts it carried."""
+    async def _serve(self, replica: Replica, opened: Callable[[], None]) -> None:
+        """Run one stream until it ends; `opened` is called once it is open."""
         async with grpc.aio.insecure_channel(
             replica.address, options=client_options()
         ) as channel:
@@ -168,22 +204,27 @@ class RegionStream:
                 replica.address,
                 capacity,
             )
-            in_flight: dict[Pending, Pending] = {}
+            connection = _Connection(
+                replica.address, self._capacity.slots(replica.address, capacity)
+            )
             call = stub.Execute()
-            self.connected_replicas += 1
+            self._connections.add(connection)
+            self.last_error = ""
+            opened()
             try:
-                return await self._pump(call, replica.address, capacity, in_flight)
+                await self._pump(call, connection)
             finally:
-                self.connected_replicas -= 1
+                self._connections.discard(connection)
                 call.cancel()
-                for pending in in_flight.values():
+                for pending in connection.in_flight:
                     self.queue.put_nowait(pending)
-                if in_flight:
+                    connection.slots.release()
+                if connection.in_flight:
                     logger.info(
                         "requeued job_id=%s region=%s cells=%d",
                         self.job_id,
                         self.region,
-                        len(in_flight),
+                        len(connection.in_flight),
                     )
 
     def _check_agent(
@@ -204,38 +245,35 @@ class RegionStream:
             )
 
     async def _pump(
-        self,
-        call: grpc.aio.StreamStreamCall,
-        address: str,
-        capacity: int,
-        in_flight: dict[Pending, Pending],
-    ) -> int:
-        slots = asyncio.Semaphore(capacity)
-        received = 0
-
+        self, call: grpc.aio.StreamStreamCall, connection: _Connection
+    ) -> None:
         async def send() -> None:
             while True:
-                await slots.acquire()
-                pending = await self.queue.get()
+                await connection.slots.acquire()
+                try:
+                    pending = await self.queue.get()
+                except BaseException:
+                    # The slot is shared with other jobs: never keep it.
+                    connection.slots.release()
+                    raise
                 request = self._feed.request_for(pending)
                 if request is None:
-                    slots.release()
+                    connection.slots.release()
                     continue
-                in_flight[pending] = pending
-                await self._feed.sent(pending, address)
+                connection.in_flight.add(pending)
+                await self._feed.sent(pending, connection.address)
                 await call.write(request)
 
         async def receive() -> None:
-            nonlocal received
             while True:
                 receipt = await call.read()
                 if receipt is grpc.aio.EOF:
                     return
-                received += 1
+                connection.received += 1
                 key = attempt_key(receipt)
-                if key is not None and in_flight.pop(key, None) is not None:
-                    slots.release()
-                await self._feed.received(receipt, self.region, address)
+                if key is not None:
+                    connection.release(key)
+                await self._feed.received(receipt, self.region, connection.address)
 
         tasks = {asyncio.create_task(send()), asyncio.create_task(receive())}
         try:
@@ -247,4 +285,3 @@ class RegionStream:
         for task in done:
             # A failed write or read ends the stream with its error.
             task.result()
-        return received

@@ -79,9 +79,12 @@ async def assemble_result(
             if record.accepted and record.attempt == cell.final_attempt:
                 outcome.receipt.CopyFrom(message.receipt)
                 used_keys.add(message.receipt.key_id)
-                body = receipt_pb2.ReceiptBody()
-                body.ParseFromString(message.receipt.body)
-                outcome.answer = body.output
+                if cell.status == job_pb2.CELL_STATUS_COMPLETED:
+                    # A mismatch keeps its receipt (and output) for audit, but
+                    # another region's or model's text is never this cell's answer.
+                    body = receipt_pb2.ReceiptBody()
+                    body.ParseFromString(message.receipt.body)
+                    outcome.answer = body.output
     counts = counts_of((c.status, c.classification) for c in cells)
     result.counts.CopyFrom(counts)
     result.partial = counts.completed != counts.total

@@ -39,7 +39,7 @@ async def run_coordinator(config: CoordinatorConfig) -> None:
             serving,
             label="beacon-coordinator",
             ready_file=config.ready_file,
-            on_stop=jobs.shutdown,
+            cleanup=jobs.shutdown,
         )
     finally:
         await store.close()

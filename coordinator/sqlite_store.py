@@ -79,8 +79,13 @@ class SqliteJobStore:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteJobStore:
+        """Open (creating if needed) the store; OSError says why it cannot."""
         store = cls(path)
-        await store._run(store._connect)
+        try:
+            await store._run(store._connect)
+        except (OSError, sqlite3.Error) as exc:
+            store._pool.shutdown(wait=False)
+            raise OSError(f"cannot open the job store {path}: {exc}") from exc
         return store
 
     def _connect(self) -> None:
@@ -108,7 +113,7 @@ class SqliteJobStore:
                 self._conn = None
 
         await self._run(close)
-        self._pool.shutdown(wait=True)
+        await asyncio.to_thread(self._pool.shutdown, wait=True)
 
     # Jobs
 
@@ -176,15 +181,15 @@ class SqliteJobStore:
             if after:
                 rows = self._db.execute(
                     "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
-                    " FROM jobs WHERE (created_at, job_id) >"
+                    " FROM jobs WHERE (created_at, job_id) <"
                     " (SELECT created_at, job_id FROM jobs WHERE job_id = ?)"
-                    " ORDER BY created_at, job_id LIMIT ?",
+                    " ORDER BY created_at DESC, job_id DESC LIMIT ?",
                     (after, limit),
                 ).fetchall()
             else:
                 rows = self._db.execute(
                     "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
-                    " FROM jobs ORDER BY created_at, job_id LIMIT ?",
+                    " FROM jobs ORDER BY created_at DESC, job_id DESC LIMIT ?",
                     (limit,),
                 ).fetchall()
             return [_job_record(r) for r in rows]
@@ -332,11 +337,22 @@ class SqliteJobStore:
         return await self._run(record)
 
     async def finish_open_cells(
-        self, job_id: str, status: CellStatus, reason: str, region: str | None = None
+        self,
+        job_id: str,
+        status: CellStatus,
+        reason: str,
+        region: str | None = None,
+        *,
+        unsent_only: bool = False,
     ) -> list[str]:
         where = "job_id = ? AND status = ?" + (
             "" if region is None else " AND region = ?"
         )
+        if unsent_only:
+            where += (
+                " AND NOT EXISTS (SELECT 1 FROM attempts a"
+                " WHERE a.job_id = cells.job_id AND a.cell_id = cells.cell_id)"
+            )
         params: tuple[object, ...] = (job_id, OPEN) + (
             () if region is None else (region,)
         )

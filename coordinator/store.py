@@ -85,7 +85,8 @@ class JobStore(Protocol):
 
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
-    async def list_jobs(self, after: str, limit: int) -> list[JobRecord]: ...
+    async def list_jobs(self, after: str, limit: int) -> list[JobRecord]:
+        """Newest first, starting after the job `after` (or at the newest)."""
 
     async def unfinished_jobs(self) -> list[JobRecord]: ...
 
@@ -111,9 +112,15 @@ class JobStore(Protocol):
         """
 
     async def finish_open_cells(
-        self, job_id: str, status: CellStatus, reason: str, region: str | None = None
+        self,
+        job_id: str,
+        status: CellStatus,
+        reason: str,
+        region: str | None = None,
+        *,
+        unsent_only: bool = False,
     ) -> list[str]:
-        """Give every still-open cell (of `region`, if given) this final
-        status; returns their ids."""
+        """Give every still-open cell (of `region`, if given; never sent to
+        an agent, if `unsent_only`) this final status; returns their ids."""
 
     async def close(self) -> None: ...

@@ -40,6 +40,8 @@ class SentAttempt:
 
     cell: Cell
     attempt: int
+    temperature: float
+    max_tokens: int
 
 
 def open_receipt(
@@ -77,6 +79,8 @@ def check_body(body: receipt_pb2.ReceiptBody, sent: SentAttempt) -> None:
         "question_id": cell.question_id,
         "sample": cell.sample,
         "prompt_sha256": cell.prompt_sha256,
+        "temperature": sent.temperature,
+        "max_tokens": sent.max_tokens,
     }
     for name, want in expected.items():
         got = getattr(body, name)

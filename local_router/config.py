@@ -6,12 +6,12 @@ import logging
 import re
 from pathlib import Path
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from beacon.channels import ROUTER_IDLE_TIMEOUT_SECONDS
 from beacon.regions import KNOWN_REGIONS
 from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
+from beacon.urls import check_http_url
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,7 @@ class UpstreamConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"invalid upstream URL {url!r}: {exc}") from exc
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(f"upstream URL {url!r} must be http:// or https://HOST")
-        return url.rstrip("/")
+        return check_http_url(url, "upstream URL")
 
     @field_validator("model_map")
     @classmethod

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from beacon.regions import KNOWN_REGIONS, canonical_region
+from beacon.urls import check_http_url
 
 
 class AgentConfig(BaseModel):
@@ -29,6 +30,9 @@ class AgentConfig(BaseModel):
     receipt_cache_size: int = Field(
         default=200_000, ge=1, description="Signed receipts kept for replays."
     )
+    receipt_cache_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="Bytes of kept receipts."
+    )
     ready_file: Path | None = None
 
     @field_validator("region")
@@ -39,11 +43,7 @@ class AgentConfig(BaseModel):
     @field_validator("router_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(
-                f"router_url must start with http:// or https://: {value!r}"
-            )
-        return value.rstrip("/")
+        return check_http_url(value, "router URL")
 
     @property
     def effective_agent_id(self) -> str:

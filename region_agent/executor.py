@@ -7,12 +7,11 @@ coordinator, which owns retries, decides.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
-from beacon.timestamps import now, seconds
+from beacon.timestamps import now
 from beacon.v1 import receipt_pb2
 from region_agent.router_client import RouterClient
 from region_agent.router_reply import InferenceCall
@@ -41,22 +40,22 @@ def check_request(
     request: receipt_pb2.ExecuteRequest, region: str
 ) -> receipt_pb2.Failure | None:
     """Why this agent must not execute `request`, or None when it may."""
-    if request.region != region:
-        return _failure(
-            "WRONG_REGION",
-            f"this agent serves {region}; cell {request.cell_id} is for "
-            f"{request.region or '(no region)'} and must go to that region's agent",
-            retryable=False,
-        )
     missing = [
         name
-        for name in ("job_id", "cell_id", "model", "question_id", "prompt")
+        for name in ("job_id", "cell_id", "region", "model", "question_id", "prompt")
         if not getattr(request, name)
     ]
     if missing:
         return _failure(
             "INVALID_REQUEST",
             f"ExecuteRequest is missing {', '.join(missing)}",
+            retryable=False,
+        )
+    if request.region != region:
+        return _failure(
+            "WRONG_REGION",
+            f"this agent serves {region}; cell {request.cell_id} is for "
+            f"{request.region} and must go to that region's agent",
             retryable=False,
         )
     if request.attempt < 1:
@@ -82,13 +81,12 @@ def check_request(
 
 def router_timeout(request: receipt_pb2.ExecuteRequest, cap_seconds: float) -> float:
     """The router call's budget: the smallest of the job's, the agent's and
-    what is left of the attempt."""
+    the attempt's (less a margin for signing and the trip back)."""
     budget = cap_seconds
     if request.router_timeout_seconds > 0:
         budget = min(budget, request.router_timeout_seconds)
-    if request.HasField("deadline"):
-        remaining = seconds(request.deadline) - time.time()
-        budget = min(budget, remaining - DEADLINE_MARGIN_SECONDS)
+    if request.attempt_seconds > 0:
+        budget = min(budget, request.attempt_seconds - DEADLINE_MARGIN_SECONDS)
     return budget
 
 
@@ -141,14 +139,7 @@ class CellExecutor:
                 request.job_id,
                 request.cell_id,
             )
-            return self._finish_failure(
-                body,
-                _failure(
-                    "AGENT_ERROR",
-                    "the agent failed while calling the router; see its log",
-                    retryable=True,
-                ),
-            )
+            return self.agent_error(request)
         body.result = reply.result
         body.router.CopyFrom(reply.router)
         body.router_latency_seconds = reply.latency_seconds
@@ -156,7 +147,9 @@ class CellExecutor:
             body.failure.CopyFrom(reply.failure)
         self._set_output(body, reply.output)
         if reply.result == receipt_pb2.ATTEMPT_RESULT_SUCCESS:
-            body.classification = classify_answer(body.output).classification
+            classified = classify_answer(body.output)
+            body.classification = classified.classification
+            body.classification_rule = classified.rule
         body.finished_at.CopyFrom(now())
         logger.debug(
             "executed cell job_id=%s cell_id=%s attempt=%d result=%s",
@@ -166,6 +159,19 @@ class CellExecutor:
             receipt_pb2.AttemptResult.Name(reply.result),
         )
         return body
+
+    def agent_error(
+        self, request: receipt_pb2.ExecuteRequest
+    ) -> receipt_pb2.ReceiptBody:
+        """The receipt body for an attempt this agent failed to carry out."""
+        return self._finish_failure(
+            self._base_body(request),
+            _failure(
+                "AGENT_ERROR",
+                "the agent failed while executing the cell; see its log",
+                retryable=True,
+            ),
+        )
 
     def _base_body(
         self, request: receipt_pb2.ExecuteRequest

@@ -7,12 +7,35 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from beacon.digests import sha256_hex
 from beacon.signing import SigningKey
 from beacon.v1 import receipt_pb2
 
 logger = logging.getLogger(__name__)
 
-AttemptKey = tuple[str, str, int]
+# (job id, cell id, attempt, digest of what the attempt asks for)
+AttemptKey = tuple[str, str, int, str]
+
+
+def attempt_key(request: receipt_pb2.ExecuteRequest) -> AttemptKey:
+    """Identifies an attempt and everything that shapes its answer.
+
+    A request that reuses ids with another prompt, model or settings (a
+    second deployment reusing a job id, say) is a different attempt and is
+    executed, never answered with a receipt made for something else.
+    """
+    shape = "|".join(
+        (
+            request.region,
+            request.model,
+            request.question_id,
+            str(request.sample),
+            request.prompt_sha256,
+            repr(request.temperature),
+            str(request.max_tokens),
+        )
+    )
+    return (request.job_id, request.cell_id, request.attempt, sha256_hex(shape))
 
 
 def seal(body: receipt_pb2.ReceiptBody, key: SigningKey) -> receipt_pb2.Receipt:
@@ -26,11 +49,14 @@ class ReceiptBook:
 
     A repeat that arrives while the first is still running waits for it, so
     a coordinator that re-sends after a reconnect never causes a second call.
-    Receipts are kept, oldest dropped first, up to `capacity`.
+    Receipts are kept, oldest dropped first, up to `capacity` receipts and
+    `max_bytes` of them.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int) -> None:
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._done: OrderedDict[AttemptKey, receipt_pb2.Receipt] = OrderedDict()
         self._running: dict[AttemptKey, asyncio.Future[receipt_pb2.Receipt]] = {}
 
@@ -42,7 +68,9 @@ class ReceiptBook:
         while True:
             stored = self._done.get(key)
             if stored is not None:
-                logger.info("replayed receipt job_id=%s cell_id=%s attempt=%d", *key)
+                logger.info(
+                    "replayed receipt job_id=%s cell_id=%s attempt=%d", *key[:3]
+                )
                 return stored
             running = self._running.get(key)
             if running is None:
@@ -67,5 +95,7 @@ class ReceiptBook:
 
     def _remember(self, key: AttemptKey, receipt: receipt_pb2.Receipt) -> None:
         self._done[key] = receipt
-        while len(self._done) > self._capacity:
-            self._done.popitem(last=False)
+        self._bytes += receipt.ByteSize()
+        while len(self._done) > self._capacity or self._bytes > self._max_bytes:
+            _, dropped = self._done.popitem(last=False)
+            self._bytes -= dropped.ByteSize()

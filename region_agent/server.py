@@ -34,6 +34,7 @@ def build_service(
         executor=CellExecutor(settings, router),
         router=router,
         receipt_cache_size=config.receipt_cache_size,
+        receipt_cache_bytes=config.receipt_cache_bytes,
     )
 
 
@@ -57,5 +58,5 @@ async def run_agent(config: AgentConfig) -> None:
         serving,
         label=f"beacon-agent[{config.region}]",
         ready_file=config.ready_file,
-        on_stop=router.aclose,
+        cleanup=router.aclose,
     )

@@ -16,7 +16,7 @@ from beacon.v1 import (
     region_agent_service_pb2_grpc,
 )
 from region_agent.executor import CellExecutor
-from region_agent.receipts import ReceiptBook, seal
+from region_agent.receipts import ReceiptBook, attempt_key, seal
 from region_agent.router_client import RouterClient
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         executor: CellExecutor,
         router: RouterClient,
         receipt_cache_size: int,
+        receipt_cache_bytes: int,
     ) -> None:
         self._region = region
         self._agent_id = agent_id
@@ -40,9 +41,10 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         self._capacity = capacity
         self._executor = executor
         self._router = router
-        self._book = ReceiptBook(receipt_cache_size)
+        self._book = ReceiptBook(receipt_cache_size, receipt_cache_bytes)
         # Shared by every stream: capacity is the agent's, not a stream's.
         self._slots = asyncio.Semaphore(capacity)
+        self._executions: set[asyncio.Task[None]] = set()
 
     async def Describe(
         self,
@@ -73,10 +75,7 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         running: set[asyncio.Task[None]] = set()
 
         async def run_one(request: receipt_pb2.ExecuteRequest) -> None:
-            try:
-                ready.put_nowait(await self._receipt_for(request))
-            finally:
-                self._slots.release()
+            ready.put_nowait(await self._receipt_for(request))
 
         async def take_requests() -> None:
             try:
@@ -86,7 +85,11 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
                     await self._slots.acquire()
                     task = asyncio.create_task(run_one(request))
                     running.add(task)
+                    # Released however the task ends, even cancelled unstarted.
+                    task.add_done_callback(lambda done: self._slots.release())
                     task.add_done_callback(running.discard)
+                    self._executions.add(task)
+                    task.add_done_callback(self._executions.discard)
                 if running:
                     await asyncio.wait(set(running))
             finally:
@@ -100,18 +103,32 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
                 sent += 1
             await reader
         finally:
+            # Executions already started run on when the stream is lost: their
+            # receipts are kept, so the attempt sent again on a new stream is
+            # answered from the book instead of calling the router twice.
             reader.cancel()
-            for task in list(running):
-                task.cancel()
-            logger.info("execute stream closed peer=%s receipts=%d", peer, sent)
+            logger.info(
+                "execute stream closed peer=%s receipts=%d still_running=%d",
+                peer,
+                sent,
+                len(running),
+            )
 
     async def _receipt_for(
         self, request: receipt_pb2.ExecuteRequest
     ) -> receipt_pb2.Receipt:
         async def produce() -> receipt_pb2.Receipt:
-            body = await self._executor.execute(request)
+            try:
+                body = await self._executor.execute(request)
+            except Exception:
+                # Every request gets a receipt, or the coordinator would wait
+                # for this attempt until its deadline.
+                logger.exception(
+                    "execution failed job_id=%s cell_id=%s",
+                    request.job_id,
+                    request.cell_id,
+                )
+                body = self._executor.agent_error(request)
             return seal(body, self._key)
 
-        return await self._book.once(
-            (request.job_id, request.cell_id, request.attempt), produce
-        )
+        return await self._book.once(attempt_key(request), produce)

@@ -35,7 +35,7 @@ def sent() -> SentAttempt:
         prompt=PROMPT,
         prompt_sha256=sha256_hex(PROMPT),
     )
-    return SentAttempt(cell, attempt=1)
+    return SentAttempt(cell, attempt=1, temperature=0.1, max_tokens=512)
 
 
 def pinned(keys: dict[str, SigningKey]) -> dict[str, dict[str, object]]:
@@ -57,6 +57,8 @@ def body_for(sent: SentAttempt, output: str = "Paris.") -> receipt_pb2.ReceiptBo
         result=receipt_pb2.ATTEMPT_RESULT_SUCCESS,
         output=output,
         output_sha256=sha256_hex(output),
+        temperature=sent.temperature,
+        max_tokens=sent.max_tokens,
     )
 
 
@@ -139,6 +141,8 @@ def test_key_of_another_region_is_rejected(
         ("model", "mistral-7b", "model_mismatch"),
         ("question_id", "math_basic", "question_id_mismatch"),
         ("prompt_sha256", sha256_hex("What is 2+2?"), "prompt_sha256_mismatch"),
+        ("temperature", 0.9, "temperature_mismatch"),
+        ("max_tokens", 64, "max_tokens_mismatch"),
     ],
     ids=[
         "other-job",
@@ -148,6 +152,8 @@ def test_key_of_another_region_is_rejected(
         "other-model",
         "other-question",
         "other-prompt-digest",
+        "other-temperature",
+        "other-max-tokens",
     ],
 )
 def test_signed_but_mismatched_bodies_are_rejected(

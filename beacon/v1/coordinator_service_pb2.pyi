@@ -289,7 +289,9 @@ class ListJobsResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     @_builtins.property
-    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.JobSummary]: ...
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.JobSummary]:
+        """Newest first."""
+
     def __init__(
         self,
         *,

@@ -80,7 +80,11 @@ class RunningCoordinator:
 
 
 async def start_coordinator(
-    tmp_path: Path, agents: list[RunningAgent], **settings: Any
+    tmp_path: Path,
+    agents: list[RunningAgent],
+    *,
+    wrap_store: Callable[[SqliteJobStore], Any] | None = None,
+    **settings: Any,
 ) -> RunningCoordinator:
     regions: dict[str, dict[str, list[dict[str, str]]]] = {}
     for agent in agents:
@@ -91,7 +95,7 @@ async def start_coordinator(
         {"store": tmp_path / "coordinator.db", "regions": regions, **settings}
     )
     store = await SqliteJobStore.open(config.store)
-    jobs = JobManager(config, store)
+    jobs = JobManager(config, wrap_store(store) if wrap_store else store)
     serving = ServingServer(["beacon.v1.CoordinatorService"])
     coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
         CoordinatorService(jobs), serving.server

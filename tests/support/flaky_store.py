@@ -1,0 +1,34 @@
+"""A job store that fails chosen writes, to test what the coordinator does
+when its store does (a full disk, a locked database)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from coordinator.sqlite_store import SqliteJobStore
+
+
+class StoreFault(OSError):
+    pass
+
+
+class FlakyStore:
+    """Delegates to a real store; the next `failures[name]` calls of a method fail."""
+
+    def __init__(self, inner: SqliteJobStore, **failures: int) -> None:
+        self._inner = inner
+        self.failures = Counter(failures)
+        self.failed = Counter[str]()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if self.failures[name] > 0:
+                self.failures[name] -= 1
+                self.failed[name] += 1
+                raise StoreFault(f"injected failure of {name}")
+            return await method(*args, **kwargs)
+
+        return call
