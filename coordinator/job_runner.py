@@ -97,6 +97,14 @@ class JobRunner:
 
         Returns the job's final status.
         """
+        try:
+            return await self._run()
+        finally:
+            # Watchers then read the final state from the store, even when
+            # this run ends with an error or is cancelled.
+            self.events.close()
+
+    async def _run(self) -> JobStatus:
         cells = await self._store.cells(self.job_id)
         self.counts = job_counts.counts_of((c.status, c.classification) for c in cells)
         self._load_open_cells(cells)
@@ -123,17 +131,15 @@ class JobRunner:
                 if stream.connected_replicas == 0 and stream.last_error
             }
         finally:
-            # Streams stop first, so in-flight calls are abandoned before the
-            # cells they served are ended.
+            # Streams stop first, so no receipt arrives while the cells still
+            # open are being ended.
             for stream in self._streams.values():
                 await stream.stop()
             for open_cell in self._open.values():
                 if open_cell.timer is not None:
                     open_cell.timer.cancel()
             await asyncio.gather(*self._settling, return_exceptions=True)
-            # Watchers then read the final state from the store, even when
-            # this run ends with an error.
-            self.events.close()
+
         if status == job_pb2.JOB_STATUS_CANCELLED:
             await self._end_open_cells(job_pb2.CELL_STATUS_CANCELLED, CANCEL_REASON)
         elif status == job_pb2.JOB_STATUS_TIMED_OUT:

@@ -127,6 +127,15 @@ async def test_cell_for_another_region_is_refused(
     assert calls_for(router, "[wrong-region]") == []
 
 
+async def test_empty_request_is_invalid_not_wrong_region(
+    stub: region_agent_service_pb2_grpc.RegionAgentServiceStub,
+) -> None:
+    bodies = await execute(stub, [receipt_pb2.ExecuteRequest()])
+
+    assert bodies[0].failure.code == "INVALID_REQUEST"
+    assert "region" in bodies[0].failure.message
+
+
 async def test_bad_request_fails_its_cell_only(
     stub: region_agent_service_pb2_grpc.RegionAgentServiceStub, router: RunningRouter
 ) -> None:

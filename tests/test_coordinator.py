@@ -162,8 +162,25 @@ async def test_invalid_spec_gets_field_violations(
             pb.ListJobsRequest(page_size=-1),
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
+        (
+            "ListJobs",
+            pb.ListJobsRequest(page_token="no-such-job"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            "GetJobResult",
+            pb.GetJobResultRequest(job_id="x" * 5000),
+            grpc.StatusCode.NOT_FOUND,
+        ),
     ],
-    ids=["result-unknown", "result-no-id", "cancel-unknown", "list-negative-page"],
+    ids=[
+        "result-unknown",
+        "result-no-id",
+        "cancel-unknown",
+        "list-negative-page",
+        "list-unknown-token",
+        "result-huge-id",
+    ],
 )
 async def test_bad_requests_get_the_right_status(
     make_deployment: Callable[..., Any],
@@ -178,6 +195,7 @@ async def test_bad_requests_get_the_right_status(
 
     assert caught.value.code() == code
     assert caught.value.details()
+    assert len(caught.value.details()) < 300, "a huge id is not echoed back"
 
 
 async def test_watch_unknown_job_is_not_found(

@@ -83,3 +83,40 @@ async def test_in_flight_cells_never_exceed_advertised_capacity(tmp_path: Path) 
     assert events[-1].result.counts.completed == 12
     assert eager[0].received == 12
     assert eager[0].most_in_flight == ADVERTISED
+
+
+async def test_concurrent_jobs_share_an_agents_capacity(tmp_path: Path) -> None:
+    """Two jobs at once still keep no more than the advertised cells in flight."""
+    eager: list[EagerAgent] = []
+
+    def wrap(inner: RegionAgentService) -> EagerAgent:
+        eager.append(EagerAgent(inner))
+        return eager[-1]
+
+    jobs = []
+    for name in ("shared-a", "shared-b"):
+        job = job_pb2.JobSpec(job_id=name, models=["m1"], regions=["us-east"])
+        for i in range(6):
+            job.questions.add(id=f"q{i}", text=f"{name} question {i}?")
+        jobs.append(job)
+
+    with start_router(tmp_path, "--offline-latency", "0.1") as router:
+        agent = await start_agent(
+            tmp_path, "us-east", router.url, capacity=8, wrap=wrap
+        )
+        coordinator = await start_coordinator(tmp_path, [agent])
+        try:
+            async with grpc.aio.insecure_channel(coordinator.address) as channel:
+                stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+
+                async def run(job: job_pb2.JobSpec) -> list[pb.JobEvent]:
+                    return [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
+
+                results = await asyncio.gather(*(run(job) for job in jobs))
+        finally:
+            await coordinator.stop()
+            await agent.stop()
+
+    assert [r[-1].result.counts.completed for r in results] == [6, 6]
+    assert eager[0].received == 12
+    assert eager[0].most_in_flight == ADVERTISED
