@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 CLIENT_KEEPALIVE_MS: Final = 20_000
 CLIENT_KEEPALIVE_TIMEOUT_MS: Final = 10_000
 SERVER_MIN_PING_INTERVAL_MS: Final = 10_000

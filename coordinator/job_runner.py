@@ -437,9 +437,17 @@ class JobRunner:
             failure.ParseFromString(end.failure or b"")
             self._schedule_retry(open_cell, failure)
             return
-        # The store decides races with a cancel or the job deadline: only the
-        # outcome it recorded is counted and reported.
-        if not applied or self._open.pop(cell.cell_id, None) is None:
+        # The store decides races (with a cancel, the job deadline, or another
+        # coordinator on the same store): only what it recorded is counted.
+        if self._open.pop(cell.cell_id, None) is None:
+            return
+        if not applied:
+            stored = await self._store.cells(self.job_id)
+            self.counts = job_counts.counts_of(
+                (c.status, c.classification) for c in stored
+            )
+            if not self._open:
+                self._all_final.set()
             return
         job_counts.finish(
             self.counts,

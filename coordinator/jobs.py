@@ -77,12 +77,12 @@ class JobManager:
         self._limits = SpecLimits(
             max_cells=config.max_cells_per_job, known_regions=config.region_ids
         )
-        self._replicas: dict[str, list[Replica]] = {
+        self.replicas: dict[str, list[Replica]] = {
             region: [Replica(a.address, a.pinned_key()) for a in cfg.agents]
             for region, cfg in config.regions.items()
         }
         pinned: dict[str, dict[str, PublicKey]] = {}
-        for region, replicas in self._replicas.items():
+        for region, replicas in self.replicas.items():
             pinned[region] = {r.pinned_key.key_id: r.pinned_key for r in replicas}
         self._pinned: PinnedKeys = pinned
         self._public_keys = {
@@ -132,7 +132,7 @@ class JobManager:
             job,
             self._store,
             self._pinned,
-            self._replicas,
+            self.replicas,
             self._settings,
             JobEvents(job.job_id),
             self.rejections,

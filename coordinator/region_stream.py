@@ -88,6 +88,28 @@ def attempt_key(receipt: receipt_pb2.Receipt) -> Pending | None:
     return (body.cell_id, body.attempt)
 
 
+def refusal_of(
+    region: str,
+    replica: Replica,
+    description: region_agent_service_pb2.DescribeResponse,
+) -> str:
+    """Why this agent must not get `region`'s cells ("" when it may)."""
+    if description.region != region:
+        return (
+            f"agent {replica.address} serves {description.region!r}, "
+            f"not {region!r}; fix the coordinator's configuration"
+        )
+    if (
+        description.key_id != replica.pinned_key.key_id
+        or description.public_key != replica.pinned_key.raw
+    ):
+        return (
+            f"agent {replica.address} signs with {description.key_id!r}, but "
+            f"{replica.pinned_key.key_id!r} is pinned for it"
+        )
+    return ""
+
+
 class RegionStream:
     def __init__(
         self,
@@ -195,7 +217,9 @@ class RegionStream:
                 region_agent_service_pb2.DescribeRequest(),
                 timeout=DESCRIBE_TIMEOUT_SECONDS,
             )
-            self._check_agent(replica, description)
+            refusal = refusal_of(self.region, replica, description)
+            if refusal:
+                raise AgentRefused(refusal)
             capacity = max(1, description.capacity)
             logger.info(
                 "stream open job_id=%s region=%s agent=%s capacity=%d",
@@ -226,23 +250,6 @@ class RegionStream:
                         self.region,
                         len(connection.in_flight),
                     )
-
-    def _check_agent(
-        self, replica: Replica, description: region_agent_service_pb2.DescribeResponse
-    ) -> None:
-        if description.region != self.region:
-            raise AgentRefused(
-                f"agent {replica.address} serves {description.region!r}, "
-                f"not {self.region!r}; fix the coordinator's configuration"
-            )
-        if (
-            description.key_id != replica.pinned_key.key_id
-            or description.public_key != replica.pinned_key.raw
-        ):
-            raise AgentRefused(
-                f"agent {replica.address} signs with {description.key_id!r}, but "
-                f"{replica.pinned_key.key_id!r} is pinned for it"
-            )
 
     async def _pump(
         self, call: grpc.aio.StreamStreamCall, connection: _Connection

@@ -75,16 +75,19 @@ async def assemble_result(
         )
         for record in attempts.get(cell.cell_id, ()):
             message = _attempt_message(record)
-            outcome.attempts.append(message)
-            if record.accepted and record.attempt == cell.final_attempt:
-                outcome.receipt.CopyFrom(message.receipt)
+            if message.receipt.key_id:
                 used_keys.add(message.receipt.key_id)
+            if record.accepted and record.attempt == cell.final_attempt:
+                # The final receipt is carried once, on the outcome.
+                outcome.receipt.CopyFrom(message.receipt)
+                message.ClearField("receipt")
                 if cell.status == job_pb2.CELL_STATUS_COMPLETED:
                     # A mismatch keeps its receipt (and output) for audit, but
                     # another region's or model's text is never this cell's answer.
                     body = receipt_pb2.ReceiptBody()
-                    body.ParseFromString(message.receipt.body)
+                    body.ParseFromString(outcome.receipt.body)
                     outcome.answer = body.output
+            outcome.attempts.append(message)
     counts = counts_of((c.status, c.classification) for c in cells)
     result.counts.CopyFrom(counts)
     result.partial = counts.completed != counts.total

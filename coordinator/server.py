@@ -8,6 +8,7 @@ from beacon.serving import ServingServer, serve_until_signalled
 from beacon.v1 import coordinator_service_pb2_grpc
 from coordinator.config import CoordinatorConfig
 from coordinator.jobs import JobManager
+from coordinator.preflight import check_agents
 from coordinator.service import CoordinatorService
 from coordinator.sqlite_store import SqliteJobStore
 
@@ -24,12 +25,7 @@ async def run_coordinator(config: CoordinatorConfig) -> None:
         CoordinatorService(jobs), serving.server
     )
     serving.bind(config.listen)
-    for region, region_config in config.regions.items():
-        logger.info(
-            "region=%s agents=%s",
-            region,
-            ",".join(a.address for a in region_config.agents),
-        )
+    await check_agents(jobs.replicas)
     resumed = await jobs.resume_unfinished()
     if resumed:
         logger.info("resumed unfinished jobs: %s", ", ".join(resumed))

@@ -257,7 +257,9 @@ class Attempt(_message.Message):
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def receipt(self) -> _receipt_pb2.Receipt:
-        """Set when a receipt was accepted for this attempt."""
+        """The receipt accepted for this attempt; for the attempt behind the final
+        outcome it is CellOutcome.receipt and is not repeated here.
+        """
 
     @_builtins.property
     def failure(self) -> _receipt_pb2.Failure:
