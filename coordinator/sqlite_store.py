@@ -225,8 +225,7 @@ class SqliteJobStore:
                 "SELECT c.cell_id, c.region, c.model, c.question_id, c.sample,"
                 " c.status, c.classification, c.reason, c.final_attempt,"
                 " COALESCE(MAX(a.attempt), 0),"
-                " COALESCE(SUM(a.finished_at IS NULL), 0),"
-                " COALESCE(SUM(a.finished_at IS NOT NULL AND a.accepted = 0), 0)"
+                " COALESCE(SUM(a.finished_at IS NULL), 0)"
                 " FROM cells c LEFT JOIN attempts a"
                 " ON a.job_id = c.job_id AND a.cell_id = c.cell_id"
                 " WHERE c.job_id = ? GROUP BY c.cell_id ORDER BY c.ordinal",
