@@ -50,6 +50,20 @@ class RunnerSettings:
     reconnect_max_seconds: float
 
 
+@dataclass(frozen=True)
+class RunnerContext:
+    """What every job of one coordinator shares."""
+
+    store: JobStore
+    pinned: PinnedKeys
+    replicas: Mapping[str, Sequence[Replica]]
+    settings: RunnerSettings
+    # Each agent's in-flight budget, across jobs.
+    capacity: AgentCapacity
+    # Rejected receipts by reason, for operators.
+    rejections: Counter[str]
+
+
 @dataclass
 class OpenCell:
     cell: Cell
@@ -61,24 +75,15 @@ class OpenCell:
 
 class JobRunner:
     def __init__(
-        self,
-        job: JobRecord,
-        store: JobStore,
-        pinned: PinnedKeys,
-        replicas: Mapping[str, Sequence[Replica]],
-        settings: RunnerSettings,
-        events: JobEvents,
-        rejections: Counter[str],
-        capacity: AgentCapacity,
+        self, job: JobRecord, context: RunnerContext, events: JobEvents
     ) -> None:
         self._job = job
         self.job_id = job.job_id
         self._spec = job.spec
         self._created_at = job.created_at
-        self._store = store
-        self._pinned = pinned
-        self._replicas = replicas
-        self._settings = settings
+        self._context = context
+        self._store = context.store
+        self._settings = context.settings
         self.events = events
         self._open: dict[str, OpenCell] = {}
         self._streams: dict[str, RegionStream] = {}
@@ -86,9 +91,6 @@ class JobRunner:
         self._cancel_requested = asyncio.Event()
         self._settling: set[asyncio.Task[None]] = set()
         self.counts = job_pb2.JobCounts()
-        # Shared with the manager: rejected receipts by reason, for operators.
-        self._rejections = rejections
-        self._capacity = capacity
 
     # Lifecycle
 
@@ -175,10 +177,10 @@ class JobRunner:
             stream = RegionStream(
                 self.job_id,
                 region,
-                self._replicas.get(region, ()),
+                self._context.replicas.get(region, ()),
                 self,
                 self._settings.reconnect_max_seconds,
-                self._capacity,
+                self._context.capacity,
             )
             self._streams[region] = stream
         for open_cell in self._open.values():
@@ -302,11 +304,11 @@ class JobRunner:
         self, receipt: receipt_pb2.Receipt, region: str, agent_address: str
     ) -> None:
         try:
-            body = open_receipt(receipt, region, self._pinned)
+            body = open_receipt(receipt, region, self._context.pinned)
             open_cell = self._awaiting_cell(body)
             check_body(body, self._sent_attempt(open_cell))
         except ReceiptRejected as exc:
-            self._rejections[exc.reason] += 1
+            self._context.rejections[exc.reason] += 1
             logger.warning(
                 "receipt rejected job_id=%s region=%s agent=%s reason=%s detail=%s",
                 self.job_id,

@@ -20,11 +20,15 @@ from beacon.v1 import coordinator_service_pb2, job_pb2
 from coordinator.capacity import AgentCapacity
 from coordinator.config import CoordinatorConfig
 from coordinator.events import JobEvents
-from coordinator.job_runner import CANCEL_REASON, JobRunner, RunnerSettings
+from coordinator.job_runner import (
+    CANCEL_REASON,
+    JobRunner,
+    RunnerContext,
+    RunnerSettings,
+)
 from coordinator.region_stream import Replica
 from coordinator.results import assemble_result, job_summary
 from coordinator.store import JobRecord, JobStore
-from coordinator.verify import PinnedKeys
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +88,22 @@ class JobManager:
         pinned: dict[str, dict[str, PublicKey]] = {}
         for region, replicas in self.replicas.items():
             pinned[region] = {r.pinned_key.key_id: r.pinned_key for r in replicas}
-        self._pinned: PinnedKeys = pinned
         self._public_keys = {
             key.key_id: key for keys in pinned.values() for key in keys.values()
         }
-        self._settings = RunnerSettings(
-            retry_base_seconds=config.retry_base_seconds,
-            retry_max_seconds=config.retry_max_seconds,
-            reconnect_max_seconds=config.reconnect_max_seconds,
-        )
         self.rejections: Counter[str] = Counter()
-        self._capacity = AgentCapacity()
+        self._context = RunnerContext(
+            store=store,
+            pinned=pinned,
+            replicas=self.replicas,
+            settings=RunnerSettings(
+                retry_base_seconds=config.retry_base_seconds,
+                retry_max_seconds=config.retry_max_seconds,
+                reconnect_max_seconds=config.reconnect_max_seconds,
+            ),
+            capacity=AgentCapacity(),
+            rejections=self.rejections,
+        )
         self._runners: dict[str, JobRunner] = {}
         self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
 
@@ -128,16 +137,7 @@ class JobManager:
     def _ensure_running(self, job: JobRecord) -> None:
         if job.status in FINISHED or job.job_id in self._runners:
             return
-        runner = JobRunner(
-            job,
-            self._store,
-            self._pinned,
-            self.replicas,
-            self._settings,
-            JobEvents(job.job_id),
-            self.rejections,
-            self._capacity,
-        )
+        runner = JobRunner(job, self._context, JobEvents(job.job_id))
         self._runners[job.job_id] = runner
         task = asyncio.create_task(runner.run(), name=f"job {job.job_id}")
         self._tasks[job.job_id] = task
