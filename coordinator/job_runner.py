@@ -292,6 +292,7 @@ class JobRunner:
             deadline=timestamp(deadline),
             router_timeout_seconds=timeouts.router_call_seconds,
             attempt_seconds=deadline - now,
+            job_token=self._job.token,
         )
 
     async def sent(self, pending: Pending, agent_address: str) -> None:
@@ -334,6 +335,7 @@ class JobRunner:
                 if body.HasField("failure")
                 else None,
                 accepted=True,
+                public_key=self._context.pinned[region][receipt.key_id].raw,
             ),
         )
 
@@ -344,6 +346,7 @@ class JobRunner:
             open_cell.attempt,
             generation.temperature,
             generation.max_tokens,
+            self._job.token,
         )
 
     def _awaiting_cell(self, body: receipt_pb2.ReceiptBody) -> OpenCell:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -118,7 +119,7 @@ class JobManager:
         cells = list(expand_cells(normalized))
         digest = spec_digest(normalized)
         job, created = await self._store.create_job(
-            normalized, digest, cells, time.time()
+            normalized, digest, secrets.token_hex(16), cells, time.time()
         )
         if not created and job.spec_sha256 != digest:
             raise JobConflict(

@@ -61,7 +61,9 @@ async def assemble_result(
     )
     if job.finished_at is not None:
         result.finished_at.CopyFrom(timestamp(job.finished_at))
-    used_keys: set[str] = set()
+    # The key each receipt was verified with; the configured keys fill in for
+    # rows stored before keys were kept with attempts.
+    used_keys: dict[str, bytes] = {}
     for cell in cells:
         outcome = result.outcomes.add(
             cell_id=cell.cell_id,
@@ -75,8 +77,11 @@ async def assemble_result(
         )
         for record in attempts.get(cell.cell_id, ()):
             message = _attempt_message(record)
-            if message.receipt.key_id:
-                used_keys.add(message.receipt.key_id)
+            key_id = message.receipt.key_id
+            if record.public_key:
+                used_keys[key_id] = record.public_key
+            elif key_id in public_keys:
+                used_keys.setdefault(key_id, public_keys[key_id].raw)
             if record.accepted and record.attempt == cell.final_attempt:
                 # The final receipt is carried once, on the outcome.
                 outcome.receipt.CopyFrom(message.receipt)
@@ -92,6 +97,5 @@ async def assemble_result(
     result.counts.CopyFrom(counts)
     result.partial = counts.completed != counts.total
     for key_id in sorted(used_keys):
-        if key_id in public_keys:
-            result.public_keys[key_id] = public_keys[key_id].raw
+        result.public_keys[key_id] = used_keys[key_id]
     return result

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     spec BLOB NOT NULL,
     spec_sha256 TEXT NOT NULL,
+    token TEXT NOT NULL DEFAULT '',
     status INTEGER NOT NULL,
     created_at REAL NOT NULL,
     finished_at REAL
@@ -63,10 +64,19 @@ CREATE TABLE IF NOT EXISTS attempts (
     receipt BLOB,
     failure BLOB,
     accepted INTEGER NOT NULL DEFAULT 0,
+    public_key BLOB,
     PRIMARY KEY (job_id, cell_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_at, job_id);
 """
+
+# Columns added since the first schema; a store made before gets them.
+ADDED_COLUMNS = (
+    ("jobs", "token", "TEXT NOT NULL DEFAULT ''"),
+    ("attempts", "public_key", "BLOB"),
+)
+
+JOB_COLUMNS = "job_id, spec, spec_sha256, token, status, created_at, finished_at"
 
 OPEN = job_pb2.CELL_STATUS_OPEN
 
@@ -94,6 +104,10 @@ class SqliteJobStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
+        for table, column, definition in ADDED_COLUMNS:
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         self._conn = conn
         logger.info("opened job store path=%s", self._path)
 
@@ -118,7 +132,12 @@ class SqliteJobStore:
     # Jobs
 
     async def create_job(
-        self, spec: job_pb2.JobSpec, spec_sha256: str, cells: Sequence[Cell], now: float
+        self,
+        spec: job_pb2.JobSpec,
+        spec_sha256: str,
+        token: str,
+        cells: Sequence[Cell],
+        now: float,
     ) -> tuple[JobRecord, bool]:
         def create() -> tuple[JobRecord, bool]:
             db = self._db
@@ -129,11 +148,12 @@ class SqliteJobStore:
                     db.execute("ROLLBACK")
                     return existing, False
                 db.execute(
-                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, NULL)",
+                    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                     (
                         spec.job_id,
                         spec.SerializeToString(deterministic=True),
                         spec_sha256,
+                        token,
                         job_pb2.JOB_STATUS_PENDING,
                         now,
                     ),
@@ -167,8 +187,7 @@ class SqliteJobStore:
 
     def _job_row(self, job_id: str) -> JobRecord | None:
         row = self._db.execute(
-            "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
-            " FROM jobs WHERE job_id = ?",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?",
             (job_id,),
         ).fetchone()
         return None if row is None else _job_record(row)
@@ -180,16 +199,15 @@ class SqliteJobStore:
         def list_() -> list[JobRecord]:
             if after:
                 rows = self._db.execute(
-                    "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
-                    " FROM jobs WHERE (created_at, job_id) <"
+                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE (created_at, job_id) <"
                     " (SELECT created_at, job_id FROM jobs WHERE job_id = ?)"
                     " ORDER BY created_at DESC, job_id DESC LIMIT ?",
                     (after, limit),
                 ).fetchall()
             else:
                 rows = self._db.execute(
-                    "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
-                    " FROM jobs ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                    f"SELECT {JOB_COLUMNS} FROM jobs"
+                    " ORDER BY created_at DESC, job_id DESC LIMIT ?",
                     (limit,),
                 ).fetchall()
             return [_job_record(r) for r in rows]
@@ -199,8 +217,8 @@ class SqliteJobStore:
     async def unfinished_jobs(self) -> list[JobRecord]:
         def unfinished() -> list[JobRecord]:
             rows = self._db.execute(
-                "SELECT job_id, spec, spec_sha256, status, created_at, finished_at"
-                " FROM jobs WHERE status IN (?, ?) ORDER BY created_at",
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN (?, ?)"
+                " ORDER BY created_at",
                 (job_pb2.JOB_STATUS_PENDING, job_pb2.JOB_STATUS_RUNNING),
             ).fetchall()
             return [_job_record(r) for r in rows]
@@ -212,8 +230,15 @@ class SqliteJobStore:
     ) -> None:
         await self._run(
             lambda: self._db.execute(
-                "UPDATE jobs SET status = ?, finished_at = ? WHERE job_id = ?",
-                (status, finished_at, job_id),
+                "UPDATE jobs SET status = ?, finished_at = ? WHERE job_id = ?"
+                " AND status IN (?, ?)",
+                (
+                    status,
+                    finished_at,
+                    job_id,
+                    job_pb2.JOB_STATUS_PENDING,
+                    job_pb2.JOB_STATUS_RUNNING,
+                ),
             )
         )
 
@@ -254,7 +279,8 @@ class SqliteJobStore:
         def attempts() -> list[AttemptRecord]:
             rows = self._db.execute(
                 "SELECT cell_id, attempt, agent_address, sent_at, finished_at,"
-                " receipt, failure, accepted FROM attempts WHERE job_id = ?"
+                " receipt, failure, accepted, public_key FROM attempts"
+                " WHERE job_id = ?"
                 " ORDER BY cell_id, attempt",
                 (job_id,),
             ).fetchall()
@@ -268,6 +294,7 @@ class SqliteJobStore:
                     receipt=r[5],
                     failure=r[6],
                     accepted=bool(r[7]),
+                    public_key=r[8],
                 )
                 for r in rows
             ]
@@ -277,11 +304,14 @@ class SqliteJobStore:
     async def record_attempt_sent(
         self, job_id: str, cell_id: str, attempt: int, agent_address: str, now: float
     ) -> None:
-        # A re-send of the same attempt (after a reconnect) keeps the first row.
+        # A re-send of the same attempt (after a reconnect) keeps its first
+        # time but names the agent it went to last.
         await self._run(
             lambda: self._db.execute(
-                "INSERT OR IGNORE INTO attempts (job_id, cell_id, attempt,"
-                " agent_address, sent_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO attempts (job_id, cell_id, attempt, agent_address,"
+                " sent_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (job_id, cell_id, attempt) DO UPDATE"
+                " SET agent_address = excluded.agent_address",
                 (job_id, cell_id, attempt, agent_address, now),
             )
         )
@@ -295,13 +325,15 @@ class SqliteJobStore:
             try:
                 db.execute(
                     "UPDATE attempts SET finished_at = ?, receipt = ?, failure = ?,"
-                    " accepted = ? WHERE job_id = ? AND cell_id = ? AND attempt = ?"
+                    " accepted = ?, public_key = ?"
+                    " WHERE job_id = ? AND cell_id = ? AND attempt = ?"
                     " AND finished_at IS NULL",
                     (
                         end.finished_at,
                         end.receipt,
                         end.failure,
                         int(end.accepted),
+                        end.public_key,
                         job_id,
                         end.cell_id,
                         end.attempt,
@@ -387,7 +419,8 @@ def _job_record(row: tuple[object, ...]) -> JobRecord:
         job_id=str(row[0]),
         spec=spec,
         spec_sha256=str(row[2]),
-        status=JobStatus(int(row[3])),  # type: ignore[call-overload]
-        created_at=float(row[4]),  # type: ignore[arg-type]
-        finished_at=None if row[5] is None else float(row[5]),  # type: ignore[arg-type]
+        token=str(row[3]),
+        status=JobStatus(int(row[4])),  # type: ignore[call-overload]
+        created_at=float(row[5]),  # type: ignore[arg-type]
+        finished_at=None if row[6] is None else float(row[6]),  # type: ignore[arg-type]
     )

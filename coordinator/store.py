@@ -21,6 +21,8 @@ class JobRecord:
     job_id: str
     spec: job_pb2.JobSpec
     spec_sha256: str
+    # Random, given when the job was stored; receipts must carry it.
+    token: str
     status: JobStatus
     created_at: float
     finished_at: float | None
@@ -54,6 +56,9 @@ class AttemptRecord:
     # A serialized Failure, when the attempt failed or its receipt was refused.
     failure: bytes | None
     accepted: bool
+    # The raw public key the receipt was verified with, kept so results stay
+    # checkable after a key is rotated.
+    public_key: bytes | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class AttemptEnd:
     receipt: bytes | None
     failure: bytes | None
     accepted: bool
+    public_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,12 @@ class CellFinal:
 
 class JobStore(Protocol):
     async def create_job(
-        self, spec: job_pb2.JobSpec, spec_sha256: str, cells: Sequence[Cell], now: float
+        self,
+        spec: job_pb2.JobSpec,
+        spec_sha256: str,
+        token: str,
+        cells: Sequence[Cell],
+        now: float,
     ) -> tuple[JobRecord, bool]:
         """Store a new job and its open cells; an existing id returns that job."""
 
@@ -92,7 +103,8 @@ class JobStore(Protocol):
 
     async def set_job_status(
         self, job_id: str, status: JobStatus, finished_at: float | None
-    ) -> None: ...
+    ) -> None:
+        """Set the status of an unfinished job; a finished one keeps its own."""
 
     async def cells(self, job_id: str) -> list[CellRecord]: ...
 

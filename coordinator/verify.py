@@ -42,6 +42,7 @@ class SentAttempt:
     attempt: int
     temperature: float
     max_tokens: int
+    job_token: str
 
 
 def open_receipt(
@@ -81,6 +82,7 @@ def check_body(body: receipt_pb2.ReceiptBody, sent: SentAttempt) -> None:
         "prompt_sha256": cell.prompt_sha256,
         "temperature": sent.temperature,
         "max_tokens": sent.max_tokens,
+        "job_token": sent.job_token,
     }
     for name, want in expected.items():
         got = getattr(body, name)

@@ -189,6 +189,7 @@ class CellExecutor:
             prompt_sha256=sha256_hex(request.prompt),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
+            job_token=request.job_token,
             started_at=now(),
             output_sha256=sha256_hex(""),
         )

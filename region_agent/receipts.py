@@ -33,6 +33,7 @@ def attempt_key(request: receipt_pb2.ExecuteRequest) -> AttemptKey:
             request.prompt_sha256,
             repr(request.temperature),
             str(request.max_tokens),
+            request.job_token,
         )
     )
     return (request.job_id, request.cell_id, request.attempt, sha256_hex(shape))

@@ -35,7 +35,9 @@ def sent() -> SentAttempt:
         prompt=PROMPT,
         prompt_sha256=sha256_hex(PROMPT),
     )
-    return SentAttempt(cell, attempt=1, temperature=0.1, max_tokens=512)
+    return SentAttempt(
+        cell, attempt=1, temperature=0.1, max_tokens=512, job_token="token-1"
+    )
 
 
 def pinned(keys: dict[str, SigningKey]) -> dict[str, dict[str, object]]:
@@ -59,6 +61,7 @@ def body_for(sent: SentAttempt, output: str = "Paris.") -> receipt_pb2.ReceiptBo
         output_sha256=sha256_hex(output),
         temperature=sent.temperature,
         max_tokens=sent.max_tokens,
+        job_token=sent.job_token,
     )
 
 
@@ -143,6 +146,7 @@ def test_key_of_another_region_is_rejected(
         ("prompt_sha256", sha256_hex("What is 2+2?"), "prompt_sha256_mismatch"),
         ("temperature", 0.9, "temperature_mismatch"),
         ("max_tokens", 64, "max_tokens_mismatch"),
+        ("job_token", "token-of-an-earlier-run", "job_token_mismatch"),
     ],
     ids=[
         "other-job",
@@ -154,6 +158,7 @@ def test_key_of_another_region_is_rejected(
         "other-prompt-digest",
         "other-temperature",
         "other-max-tokens",
+        "earlier-creation-of-the-job",
     ],
 )
 def test_signed_but_mismatched_bodies_are_rejected(

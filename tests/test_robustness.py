@@ -438,3 +438,34 @@ async def test_a_port_in_use_is_refused() -> None:
     finally:
         await first.stop(0)
         await second.stop(0)
+
+
+async def test_a_job_stored_afresh_is_executed_afresh(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    """The same job id on a new store is a new job: agents that still hold
+    receipts of the earlier one must not have them taken as its results."""
+    agent = await start_agent(tmp_path, "us-east", router.url)
+    job = one_region_job("stored-afresh", questions=2)
+    results = []
+    try:
+        for store_dir in ("first", "second"):
+            (tmp_path / store_dir).mkdir()
+            coordinator = await start_coordinator(tmp_path / store_dir, [agent])
+            try:
+                async with grpc.aio.insecure_channel(coordinator.address) as channel:
+                    stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+                    events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
+                    results.append(events[-1].result)
+            finally:
+                await coordinator.stop()
+    finally:
+        await agent.stop()
+
+    calls = [
+        c for c in read_call_log(router.call_log) if "[stored-afresh]" in c["prompt"]
+    ]
+    assert len(calls) == 4
+    for first, second in zip(results[0].outcomes, results[1].outcomes, strict=True):
+        assert second.status == job_pb2.CELL_STATUS_COMPLETED
+        assert second.receipt.body != first.receipt.body

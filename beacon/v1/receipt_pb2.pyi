@@ -80,6 +80,7 @@ class ExecuteRequest(_message.Message):
     DEADLINE_FIELD_NUMBER: _builtins.int
     ROUTER_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     ATTEMPT_SECONDS_FIELD_NUMBER: _builtins.int
+    JOB_TOKEN_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     cell_id: _builtins.str
     attempt: _builtins.int
@@ -103,6 +104,11 @@ class ExecuteRequest(_message.Message):
     margin) and router_timeout_seconds, on its own clock, so a skewed clock
     between hosts cannot cut an attempt short.
     """
+    job_token: _builtins.str
+    """A random token the coordinator gave this job when it stored it. Another
+    creation of the same job id (on a fresh store, say) has another token, so
+    no receipt made for one can ever be taken for the other.
+    """
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """When the coordinator stops waiting for this attempt, by its own clock."""
@@ -124,10 +130,11 @@ class ExecuteRequest(_message.Message):
         deadline: _timestamp_pb2.Timestamp | None = ...,
         router_timeout_seconds: _builtins.float = ...,
         attempt_seconds: _builtins.float = ...,
+        job_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_seconds", b"attempt_seconds", "cell_id", b"cell_id", "deadline", b"deadline", "job_id", b"job_id", "max_tokens", b"max_tokens", "model", b"model", "prompt", b"prompt", "prompt_sha256", b"prompt_sha256", "question_id", b"question_id", "region", b"region", "router_timeout_seconds", b"router_timeout_seconds", "sample", b"sample", "temperature", b"temperature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_seconds", b"attempt_seconds", "cell_id", b"cell_id", "deadline", b"deadline", "job_id", b"job_id", "job_token", b"job_token", "max_tokens", b"max_tokens", "model", b"model", "prompt", b"prompt", "prompt_sha256", b"prompt_sha256", "question_id", b"question_id", "region", b"region", "router_timeout_seconds", b"router_timeout_seconds", "sample", b"sample", "temperature", b"temperature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -259,6 +266,7 @@ class ReceiptBody(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     CLASSIFICATION_RULE_FIELD_NUMBER: _builtins.int
+    JOB_TOKEN_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     cell_id: _builtins.str
     attempt: _builtins.int
@@ -283,6 +291,8 @@ class ReceiptBody(_message.Message):
     max_tokens: _builtins.int
     classification_rule: _builtins.str
     """The name of the rule that classified the answer as refused, if any."""
+    job_token: _builtins.str
+    """Copied from the ExecuteRequest."""
     @_builtins.property
     def failure(self) -> Global___Failure: ...
     @_builtins.property
@@ -317,10 +327,11 @@ class ReceiptBody(_message.Message):
         temperature: _builtins.float = ...,
         max_tokens: _builtins.int = ...,
         classification_rule: _builtins.str = ...,
+        job_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["failure", b"failure", "finished_at", b"finished_at", "router", b"router", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "cell_id", b"cell_id", "classification", b"classification", "classification_rule", b"classification_rule", "failure", b"failure", "finished_at", b"finished_at", "job_id", b"job_id", "max_tokens", b"max_tokens", "model", b"model", "output", b"output", "output_sha256", b"output_sha256", "output_truncated", b"output_truncated", "prompt", b"prompt", "prompt_sha256", b"prompt_sha256", "question_id", b"question_id", "region", b"region", "result", b"result", "router", b"router", "router_latency_seconds", b"router_latency_seconds", "sample", b"sample", "started_at", b"started_at", "temperature", b"temperature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "cell_id", b"cell_id", "classification", b"classification", "classification_rule", b"classification_rule", "failure", b"failure", "finished_at", b"finished_at", "job_id", b"job_id", "job_token", b"job_token", "max_tokens", b"max_tokens", "model", b"model", "output", b"output", "output_sha256", b"output_sha256", "output_truncated", b"output_truncated", "prompt", b"prompt", "prompt_sha256", b"prompt_sha256", "question_id", b"question_id", "region", b"region", "result", b"result", "router", b"router", "router_latency_seconds", b"router_latency_seconds", "sample", b"sample", "started_at", b"started_at", "temperature", b"temperature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
