@@ -18,6 +18,7 @@ from beacon.client import CoordinatorClient, CoordinatorError
 from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
 from beacon.render import job_status_name, print_result
 from beacon.signing import KeyFileError, SigningKey
+from beacon.urls import check_host_port
 from beacon.v1 import job_pb2
 from coordinator.config import ConfigError
 
@@ -211,9 +212,17 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 # Parser
 
 
+def _address(value: str) -> str:
+    try:
+        return check_host_port(value, "coordinator address")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _add_coordinator_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--coordinator",
+        type=_address,
         default=DEFAULT_COORDINATOR,
         metavar="HOST:PORT",
         help=f"coordinator address (default {DEFAULT_COORDINATOR})",

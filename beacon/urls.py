@@ -19,3 +19,15 @@ def check_http_url(url: str, what: str) -> str:
     if parsed.port is not None and not 0 < parsed.port <= MAX_PORT:
         raise ValueError(f"{what} {url!r} has port {parsed.port}, outside 1-{MAX_PORT}")
     return url.rstrip("/")
+
+
+def check_host_port(value: str, what: str) -> str:
+    """Return `value` if it is HOST:PORT with a port from 0 to 65535, else
+    raise ValueError naming `what` (e.g. "listen address")."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > MAX_PORT:
+        raise ValueError(
+            f"{what} {value!r} must be HOST:PORT with a port from 0 to {MAX_PORT}, "
+            "e.g. 127.0.0.1:50051 or [::1]:50051"
+        )
+    return value

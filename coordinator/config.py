@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from beacon.jobspec import DEFAULT_MAX_CELLS
 from beacon.regions import KNOWN_REGIONS, canonical_region
 from beacon.signing import KeyFileError, PublicKey, load_public_key
+from beacon.urls import check_host_port
 
 
 class AgentEndpoint(BaseModel):
@@ -20,6 +21,11 @@ class AgentEndpoint(BaseModel):
 
     address: str = Field(description="host:port of the agent's gRPC server.")
     public_key: str = Field(description="Base64 Ed25519 public key, or a .pub path.")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return check_host_port(value, "agent address")
 
     @field_validator("public_key")
     @classmethod
@@ -55,6 +61,11 @@ class CoordinatorConfig(BaseModel):
         default=10.0, gt=0, description="Longest wait between agent reconnects."
     )
     ready_file: Path | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return check_host_port(value, "listen address")
 
     @field_validator("regions")
     @classmethod

@@ -41,6 +41,8 @@ CANCEL_REASON = "cancelled by a user before it finished"
 # How long past an attempt's deadline the coordinator waits for its receipt,
 # for the trip back from the agent.
 RECEIPT_GRACE_SECONDS = 2.0
+# An attempt with less time than this left is not sent.
+MIN_ATTEMPT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,9 @@ class JobRunner:
             now + timeouts.cell_attempt_seconds,
             self._created_at + timeouts.job_seconds,
         )
+        if deadline - now < MIN_ATTEMPT_SECONDS:
+            # Too late to be worth an agent's time; the job deadline ends it.
+            return None
         if open_cell.timer is not None:
             open_cell.timer.cancel()
         open_cell.awaiting = True

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from beacon.regions import KNOWN_REGIONS, canonical_region
-from beacon.urls import check_http_url
+from beacon.urls import check_host_port, check_http_url
 
 
 class AgentConfig(BaseModel):
@@ -19,7 +19,9 @@ class AgentConfig(BaseModel):
     router_url: str = Field(description="Base URL of the hybrid router.")
     signing_key: Path = Field(description="Ed25519 private key (PEM, mode 0600).")
     listen: str = Field(default="127.0.0.1:0", description="host:port to serve on.")
-    agent_id: str = Field(default="", description="Defaults to agent-<region>.")
+    agent_id: str = Field(
+        default="", description="Defaults to agent-<region>-<key id prefix>."
+    )
     capacity: int = Field(default=16, ge=1, le=1024, description="Cells at once.")
     max_router_timeout_seconds: float = Field(
         default=300.0, gt=0, description="Upper bound on one router call."
@@ -40,11 +42,17 @@ class AgentConfig(BaseModel):
     def _canonical(cls, value: str) -> str:
         return canonical_region(value, KNOWN_REGIONS)
 
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return check_host_port(value, "listen address")
+
     @field_validator("router_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         return check_http_url(value, "router URL")
 
-    @property
-    def effective_agent_id(self) -> str:
-        return self.agent_id or f"agent-{self.region}"
+    def agent_id_for(self, key_id: str) -> str:
+        """The configured id, or one naming the region and the signing key,
+        so replicas of a region are told apart in receipts and logs."""
+        return self.agent_id or f"agent-{self.region}-{key_id.rsplit(':', 1)[-1][:8]}"

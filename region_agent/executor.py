@@ -7,11 +7,12 @@ coordinator, which owns retries, decides.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
-from beacon.timestamps import now
+from beacon.timestamps import now, seconds
 from beacon.v1 import receipt_pb2
 from region_agent.router_client import RouterClient
 from region_agent.router_reply import InferenceCall
@@ -81,12 +82,20 @@ def check_request(
 
 def router_timeout(request: receipt_pb2.ExecuteRequest, cap_seconds: float) -> float:
     """The router call's budget: the smallest of the job's, the agent's and
-    the attempt's (less a margin for signing and the trip back)."""
+    the attempt's (less a margin for signing and the trip back).
+
+    The attempt's time counts both from when this request is read and up to
+    its absolute deadline, so a request that waited (in a paused agent, say)
+    past the point where the coordinator gave up is not executed.
+    """
     budget = cap_seconds
     if request.router_timeout_seconds > 0:
         budget = min(budget, request.router_timeout_seconds)
     if request.attempt_seconds > 0:
         budget = min(budget, request.attempt_seconds - DEADLINE_MARGIN_SECONDS)
+    if request.HasField("deadline"):
+        remaining = seconds(request.deadline) - time.time()
+        budget = min(budget, remaining - DEADLINE_MARGIN_SECONDS)
     return budget
 
 

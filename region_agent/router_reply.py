@@ -370,32 +370,47 @@ def _reported_failure_outcome(reply: _InferenceReply, status: int) -> Outcome:
     )
 
 
-def _parse(raw: RawReply) -> tuple[_Parsed | None, str]:
-    """The validated reply, or None and why it is not one."""
+@dataclass(frozen=True)
+class _Unreadable:
+    """Why a reply body is not a usable reply. A body cut short (not JSON) is
+    usually transient; a complete body of the wrong shape would come again."""
+
+    problem: str
+    retryable: bool
+
+
+def _parse(raw: RawReply) -> _Parsed | _Unreadable:
+    """The validated reply, or why it is not one."""
     try:
         data = json.loads(raw.body)
     except ValueError:
-        return None, f"is not JSON: {excerpt(raw.body)!r}"
+        return _Unreadable(f"is not JSON: {excerpt(raw.body)!r}", retryable=True)
     except RecursionError:
-        return None, f"is nested too deeply to read: {excerpt(raw.body)!r}"
+        return _Unreadable(
+            f"is nested too deeply to read: {excerpt(raw.body)!r}", retryable=False
+        )
     try:
+        # Text a receipt cannot carry (lone surrogates) is refused here.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
         reply = _InferenceReply.model_validate(data)
+    except UnicodeEncodeError:
+        return _Unreadable("holds text that is not valid Unicode", retryable=False)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        return None, (
+        return _Unreadable(
             f"does not match the reply schema ({where}: {first['msg']}): "
-            f"{excerpt(raw.body)!r}"
+            f"{excerpt(raw.body)!r}",
+            retryable=False,
         )
     except RecursionError:
-        return None, f"is nested too deeply to read: {excerpt(raw.body)!r}"
+        return _Unreadable(
+            f"is nested too deeply to read: {excerpt(raw.body)!r}", retryable=False
+        )
     receipt = reply.metadata.receipt if reply.metadata else None
     if receipt is None:
-        return _Parsed(reply, ""), ""
-    try:
-        return _Parsed(reply, json.dumps(receipt, sort_keys=True)), ""
-    except (ValueError, RecursionError):
-        return None, "has a provider receipt that cannot be serialised again"
+        return _Parsed(reply, "")
+    return _Parsed(reply, json.dumps(receipt, sort_keys=True))
 
 
 def interpret(
@@ -410,17 +425,17 @@ def interpret(
             http_status=raw.status,
         )
         return outcome, _router_call(raw.status, None)
-    parsed, problem = _parse(raw)
+    parsed = _parse(raw)
+    readable = parsed if isinstance(parsed, _Parsed) else None
     # An error status may still carry router metadata worth recording.
-    router = _router_call(raw.status, parsed)
+    router = _router_call(raw.status, readable)
     if not 200 <= raw.status < 300:
         return _status_outcome(raw, url), router
-    if parsed is None:
-        # A cut-off body from a proxy is usually transient.
+    if isinstance(parsed, _Unreadable):
         outcome = failed(
             ROUTER_REPLY_INVALID,
-            f"router reply (HTTP {raw.status}) {problem}",
-            retryable=True,
+            f"router reply (HTTP {raw.status}) {parsed.problem}",
+            retryable=parsed.retryable,
             stage=STAGE_REPLY,
             http_status=raw.status,
         )

@@ -20,15 +20,16 @@ SERVICE_NAME = "beacon.v1.RegionAgentService"
 def build_service(
     config: AgentConfig, key: SigningKey, router: RouterClient
 ) -> RegionAgentService:
+    agent_id = config.agent_id_for(key.key_id)
     settings = ExecutorSettings(
         region=config.region,
-        agent_id=config.effective_agent_id,
+        agent_id=agent_id,
         max_router_timeout_seconds=config.max_router_timeout_seconds,
         max_output_chars=config.max_output_chars,
     )
     return RegionAgentService(
         region=config.region,
-        agent_id=config.effective_agent_id,
+        agent_id=agent_id,
         key=key,
         capacity=config.capacity,
         executor=CellExecutor(settings, router),
@@ -49,7 +50,7 @@ async def run_agent(config: AgentConfig) -> None:
     logger.info(
         "agent region=%s agent_id=%s key_id=%s router=%s capacity=%d",
         config.region,
-        config.effective_agent_id,
+        config.agent_id_for(key.key_id),
         key.key_id,
         config.router_url,
         config.capacity,

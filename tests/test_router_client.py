@@ -199,12 +199,12 @@ SHAPES: dict[str, Shape] = {
     "json-wrong-schema": Shape(
         CannedReply(200, {"success": "yes", "response": 42}),
         call_for("eu-west", "llama3.2-1b"),
-        Expect(FAILURE, "ROUTER_REPLY_INVALID", True, "", 200, "", "success"),
+        Expect(FAILURE, "ROUTER_REPLY_INVALID", False, "", 200, "", "success"),
     ),
     "json-not-an-object": Shape(
         CannedReply(200, ["success", True]),
         call_for("eu-west", "llama3.2-1b"),
-        Expect(FAILURE, "ROUTER_REPLY_INVALID", True, "", 200, "", "reply schema"),
+        Expect(FAILURE, "ROUTER_REPLY_INVALID", False, "", 200, "", "reply schema"),
     ),
     "success-without-region": Shape(
         CannedReply(200, success_with_metadata(region=None)),
@@ -245,7 +245,19 @@ SHAPES: dict[str, Shape] = {
     "deeply-nested-json": Shape(
         CannedReply(200, b"[" * 100_000 + b"]" * 100_000, "application/json"),
         call_for("eu-west", "llama3.2-1b"),
-        Expect(FAILURE, "ROUTER_REPLY_INVALID", True, "", 200, "", "nested"),
+        Expect(FAILURE, "ROUTER_REPLY_INVALID", False, "", 200, "", "nested"),
+    ),
+    "lone-surrogate": Shape(
+        CannedReply(
+            200,
+            b'{"success": true, "response": "\\ud800", "metadata": '
+            b'{"region": "eu-west", "model": "llama3.2-1b"}}',
+            "application/json",
+        ),
+        call_for("eu-west", "llama3.2-1b"),
+        Expect(
+            FAILURE, "ROUTER_REPLY_INVALID", False, "", 200, "", "not valid Unicode"
+        ),
     ),
     "invalid-request-odd-detail": Shape(
         CannedReply(422, {"detail": [{"loc": 5, "msg": "bad temperature"}]}),

@@ -100,9 +100,9 @@ class ExecuteRequest(_message.Message):
     """The job's router call timeout."""
     attempt_seconds: _builtins.float
     """How long the attempt may take, counted from when the agent reads this
-    request. The agent bounds its router call by the smaller of this (less a
-    margin) and router_timeout_seconds, on its own clock, so a skewed clock
-    between hosts cannot cut an attempt short.
+    request. The agent bounds its router call by the smallest of this, the
+    time left before `deadline` (both less a margin) and
+    router_timeout_seconds; the hosts' clocks are expected to agree (NTP).
     """
     job_token: _builtins.str
     """A random token the coordinator gave this job when it stored it. Another
