@@ -16,6 +16,7 @@ from beacon import logs
 from beacon.cells import cell_count
 from beacon.client import CoordinatorClient, CoordinatorError
 from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
+from beacon.progress import StreamBroken
 from beacon.render import job_status_name, print_result
 from beacon.signing import KeyFileError, SigningKey
 from beacon.urls import check_host_port
@@ -327,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         KeyFileError,
         CoordinatorError,
         ConfigError,
+        StreamBroken,
         OSError,
     ) as exc:
         print(f"beacon {args.command}: {exc}", file=sys.stderr)

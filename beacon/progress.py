@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from rich.console import Console
 
-from beacon.client import CoordinatorClient
+from beacon.client import CoordinatorClient, CoordinatorError
 from beacon.render import progress_bar
 from beacon.v1 import coordinator_service_pb2, job_pb2
 
@@ -17,26 +19,43 @@ def _detail(counts: job_pb2.JobCounts) -> str:
     )
 
 
+class StreamBroken(Exception):
+    """The progress stream ended early; the job itself goes on."""
+
+
 async def follow_events(
-    events: object, console: Console, label: str
+    events: AsyncIterator[coordinator_service_pb2.JobEvent],
+    console: Console,
+    label: str,
 ) -> job_pb2.JobResult:
     """Show progress from a RunJob or WatchJob stream; return its JobResult."""
     result: job_pb2.JobResult | None = None
+    job_id = ""
     with progress_bar(console) as progress:
         task = progress.add_task(label, total=None, detail="")
-        async for event in events:  # type: ignore[attr-defined]
-            assert isinstance(event, coordinator_service_pb2.JobEvent)
-            counts = event.counts
-            progress.update(
-                task,
-                total=counts.total or None,
-                completed=counts.total - counts.open,
-                detail=_detail(counts),
-            )
-            if event.HasField("result"):
-                result = event.result
+        try:
+            async for event in events:
+                if not job_id:
+                    job_id = event.job_id
+                    console.print(f"job {job_id}", markup=False, highlight=False)
+                counts = event.counts
+                progress.update(
+                    task,
+                    total=counts.total or None,
+                    completed=counts.total - counts.open,
+                    detail=_detail(counts),
+                )
+                if event.HasField("result"):
+                    result = event.result
+        except CoordinatorError as exc:
+            if not job_id:
+                raise
+            raise StreamBroken(
+                f"{exc}\nthe job {job_id} is not lost: `beacon watch {job_id}` "
+                "follows it again once the coordinator answers"
+            ) from exc
     if result is None:
-        raise RuntimeError("the coordinator ended the stream without a result")
+        raise StreamBroken(f"the coordinator ended the stream of {job_id} early")
     return result
 
 

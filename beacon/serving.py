@@ -88,13 +88,15 @@ async def serve_until_signalled(
     *,
     label: str,
     ready_file: Path | None,
+    drain: Callable[[], Awaitable[None]] | None = None,
     cleanup: Callable[[], Awaitable[None]] | None = None,
     grace: float = DEFAULT_GRACE_SECONDS,
 ) -> None:
     """Start, announce the address, wait for SIGTERM/SIGINT, stop gracefully.
 
-    `cleanup` runs after the server has stopped, so calls still finishing
-    within the grace period keep what they use (a router client, a store).
+    On a signal: health turns NOT_SERVING, `drain` stops taking new work,
+    calls in flight get `grace` seconds, then `cleanup` releases what they
+    used (a router client, a store).
     """
     await serving.start()
     print(f"{label} listening on {serving.address}", flush=True)
@@ -108,6 +110,9 @@ async def serve_until_signalled(
     await stop.wait()
 
     logger.info("stopping %s grace=%.1fs", label, grace)
+    await serving.mark_not_serving()
+    if drain is not None:
+        await drain()
     await serving.stop(grace)
     if cleanup is not None:
         await cleanup()

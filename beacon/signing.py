@@ -110,6 +110,11 @@ class SigningKey:
             ) from exc
         if not stat.S_ISREG(mode):
             raise KeyFileError(f"signing key {path} is not a file")
+        if path.suffix == ".pub":
+            raise KeyFileError(
+                f"{path} is a public key; give the private key beside it "
+                f"({path.with_suffix('.key').name} from `beacon keygen`)"
+            )
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyFileError(
                 f"signing key {path} is readable by others; run `chmod 600 {path}`"

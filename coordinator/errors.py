@@ -16,7 +16,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from beacon.jobspec import JobSpecError
-from coordinator.jobs import BadPageToken, JobConflict, JobNotFound
+from coordinator.jobs import (
+    BadPageToken,
+    CoordinatorStopping,
+    JobConflict,
+    JobNotFound,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,7 @@ STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
     JobNotFound: grpc.StatusCode.NOT_FOUND,
     JobConflict: grpc.StatusCode.ALREADY_EXISTS,
     BadPageToken: grpc.StatusCode.INVALID_ARGUMENT,
+    CoordinatorStopping: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -67,6 +67,14 @@ class BadPageToken(ValueError):
         )
 
 
+class CoordinatorStopping(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"the coordinator is shutting down; job {shown(job_id)} is kept and "
+            f"goes on when it is back (`beacon watch {job_id[:80]}`)"
+        )
+
+
 class JobConflict(Exception):
     """A different spec submitted under an id that already exists."""
 
@@ -105,6 +113,7 @@ class JobManager:
             capacity=AgentCapacity(),
             rejections=self.rejections,
         )
+        self._stopping = False
         self._runners: dict[str, JobRunner] = {}
         self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
 
@@ -164,6 +173,7 @@ class JobManager:
 
     async def shutdown(self) -> None:
         """Stop running jobs without finishing them; the store keeps them open."""
+        self._stopping = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -197,6 +207,8 @@ class JobManager:
             task = self._tasks.get(job_id)
             if task is not None:
                 await asyncio.wait([task])
+        if self._stopping:
+            raise CoordinatorStopping(job_id)
         result = await self.result(job_id)
         yield coordinator_service_pb2.JobEvent(
             job_id=job_id, counts=result.counts, result=result

@@ -18,13 +18,14 @@ SERVICE_NAME = "beacon.v1.CoordinatorService"
 
 
 async def run_coordinator(config: CoordinatorConfig) -> None:
+    # Bound first: a coordinator that cannot listen must not touch the store.
+    serving = ServingServer([SERVICE_NAME])
+    serving.bind(config.listen)
     store = await SqliteJobStore.open(config.store)
     jobs = JobManager(config, store)
-    serving = ServingServer([SERVICE_NAME])
     coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
         CoordinatorService(jobs), serving.server
     )
-    serving.bind(config.listen)
     await check_agents(jobs.replicas)
     resumed = await jobs.resume_unfinished()
     if resumed:
@@ -35,7 +36,7 @@ async def run_coordinator(config: CoordinatorConfig) -> None:
             serving,
             label="beacon-coordinator",
             ready_file=config.ready_file,
-            cleanup=jobs.shutdown,
+            drain=jobs.shutdown,
         )
     finally:
         await store.close()

@@ -43,8 +43,9 @@ async def run_agent(config: AgentConfig) -> None:
     key = SigningKey.load(config.signing_key)
     router = HybridRouterClient(config.router_url, max_connections=config.capacity)
     serving = ServingServer([SERVICE_NAME])
+    service = build_service(config, key, router)
     region_agent_service_pb2_grpc.add_RegionAgentServiceServicer_to_server(
-        build_service(config, key, router), serving.server
+        service, serving.server
     )
     serving.bind(config.listen)
     logger.info(
@@ -59,5 +60,6 @@ async def run_agent(config: AgentConfig) -> None:
         serving,
         label=f"beacon-agent[{config.region}]",
         ready_file=config.ready_file,
+        drain=service.drain,
         cleanup=router.aclose,
     )

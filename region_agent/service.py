@@ -45,6 +45,8 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         # Shared by every stream: capacity is the agent's, not a stream's.
         self._slots = asyncio.Semaphore(capacity)
         self._executions: set[asyncio.Task[None]] = set()
+        self._readers: set[asyncio.Task[None]] = set()
+        self._draining = False
 
     async def Describe(
         self,
@@ -70,6 +72,10 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[receipt_pb2.Receipt]:
         peer = context.peer()
+        if self._draining:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "this agent is shutting down"
+            )
         logger.info("execute stream opened peer=%s", peer)
         ready: asyncio.Queue[receipt_pb2.Receipt | None] = asyncio.Queue()
         running: set[asyncio.Task[None]] = set()
@@ -78,41 +84,58 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
             ready.put_nowait(await self._receipt_for(request))
 
         async def take_requests() -> None:
+            async for request in request_iterator:
+                # Waiting for a slot before reading on is the back-pressure:
+                # the coordinator's writes block instead of piling up here.
+                await self._slots.acquire()
+                task = asyncio.create_task(run_one(request))
+                running.add(task)
+                # Released however the task ends, even cancelled unstarted.
+                task.add_done_callback(lambda done: self._slots.release())
+                task.add_done_callback(running.discard)
+                self._executions.add(task)
+                task.add_done_callback(self._executions.discard)
+
+        async def finish() -> None:
+            # Reading ends at the end of the stream, on an error, or when the
+            # agent drains; the cells already taken still get their receipts.
             try:
-                async for request in request_iterator:
-                    # Waiting for a slot before reading on is the back-pressure:
-                    # the coordinator's writes block instead of piling up here.
-                    await self._slots.acquire()
-                    task = asyncio.create_task(run_one(request))
-                    running.add(task)
-                    # Released however the task ends, even cancelled unstarted.
-                    task.add_done_callback(lambda done: self._slots.release())
-                    task.add_done_callback(running.discard)
-                    self._executions.add(task)
-                    task.add_done_callback(self._executions.discard)
+                await asyncio.wait({reader})
                 if running:
                     await asyncio.wait(set(running))
             finally:
                 ready.put_nowait(None)
 
         reader = asyncio.create_task(take_requests())
+        self._readers.add(reader)
+        finisher = asyncio.create_task(finish())
         sent = 0
         try:
             while (receipt := await ready.get()) is not None:
                 yield receipt
                 sent += 1
-            await reader
+            if not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
         finally:
             # Executions already started run on when the stream is lost: their
             # receipts are kept, so the attempt sent again on a new stream is
             # answered from the book instead of calling the router twice.
+            self._readers.discard(reader)
             reader.cancel()
+            finisher.cancel()
             logger.info(
                 "execute stream closed peer=%s receipts=%d still_running=%d",
                 peer,
                 sent,
                 len(running),
             )
+
+    async def drain(self) -> None:
+        """Take no new cells; streams end once their cells are answered."""
+        self._draining = True
+        for reader in list(self._readers):
+            reader.cancel()
+        logger.info("draining: %d cells still running", len(self._executions))
 
     async def _receipt_for(
         self, request: receipt_pb2.ExecuteRequest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -384,8 +385,11 @@ async def test_agent_capacity_recovers_after_streams_end(
         await agent.stop()
 
 
-def test_sigterm_lets_an_agent_finish_its_cells(tmp_path: Path) -> None:
-    """A graceful stop keeps the router client until in-flight cells are done."""
+def test_sigterm_lets_an_agent_finish_its_cells_and_take_no_more(
+    tmp_path: Path,
+) -> None:
+    """A graceful stop answers the cell in flight, reads no new ones, and
+    keeps its router client until that cell is done."""
     key = SigningKey.generate()
     key.write(tmp_path / "agent.key")
     group = ProcessGroup(tmp_path / "run")
@@ -404,28 +408,79 @@ def test_sigterm_lets_an_agent_finish_its_cells(tmp_path: Path) -> None:
                     str(tmp_path / "agent.key"),
                     "--listen",
                     "127.0.0.1:0",
+                    "--capacity",
+                    "1",
                 ],
             )
             address = agent.wait_ready()
-            receipts = asyncio.run(_execute_then_stop(address, agent.signal))
+            receipts, status = asyncio.run(_execute_then_stop(address, agent.signal))
         finally:
             group.stop_all()
+        calls = read_call_log(slow.call_log)
 
+    assert len(receipts) == 1
     body = receipt_pb2.ReceiptBody.FromString(receipts[0].body)
     assert body.result == receipt_pb2.ATTEMPT_RESULT_SUCCESS, body.failure
+    assert status == grpc.StatusCode.OK
+    assert [c["prompt"] for c in calls] == ["[sigterm] 0?"]
 
 
 async def _execute_then_stop(
     address: str, send_signal: Callable[[signal.Signals], None]
-) -> list[receipt_pb2.Receipt]:
+) -> tuple[list[receipt_pb2.Receipt], grpc.StatusCode]:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
         call = stub.Execute()
-        await call.write(execute_request("[sigterm] finish me?"))
+        for i in range(3):
+            await call.write(execute_request(f"[sigterm] {i}?"))
         await asyncio.sleep(0.3)
         send_signal(signal.SIGTERM)
-        receipt = await call.read()
-        return [receipt]
+        receipts = [receipt async for receipt in call]
+        return receipts, await call.code()
+
+
+async def test_an_expired_attempt_is_not_executed(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    """A request read after its deadline (the agent was paused, say) is
+    answered DEADLINE_EXCEEDED without a router call."""
+    late = execute_request("[expired] too late?")
+    late.deadline.FromSeconds(int(time.time()) - 5)
+    agent = await start_agent(tmp_path, "us-east", router.url)
+    try:
+        async with grpc.aio.insecure_channel(agent.address) as channel:
+            stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
+            receipts = [r async for r in stub.Execute(iter([late]))]
+    finally:
+        await agent.stop()
+
+    body = receipt_pb2.ReceiptBody.FromString(receipts[0].body)
+    assert body.failure.code == "DEADLINE_EXCEEDED"
+    assert not [c for c in read_call_log(router.call_log) if "[expired]" in c["prompt"]]
+
+
+async def test_stopping_coordinator_tells_watchers_the_job_goes_on(
+    tmp_path: Path,
+) -> None:
+    with start_router(tmp_path, "--offline-latency", "2") as slow:
+        agent = await start_agent(tmp_path, "us-east", slow.url)
+        coordinator = await start_coordinator(tmp_path, [agent])
+        job = one_region_job("stopping", questions=2)
+        try:
+            async with grpc.aio.insecure_channel(coordinator.address) as channel:
+                stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+                call = stub.RunJob(pb.RunJobRequest(spec=job))
+                await call.read()
+                await coordinator.jobs.shutdown()
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    while await call.read() is not grpc.aio.EOF:
+                        pass
+        finally:
+            await coordinator.stop()
+            await agent.stop()
+
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "beacon watch stopping" in caught.value.details()
 
 
 async def test_a_port_in_use_is_refused() -> None:
