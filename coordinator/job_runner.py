@@ -72,6 +72,9 @@ class OpenCell:
     attempt: int
     # True while an attempt is out with an agent and not yet judged.
     awaiting: bool = False
+    # True while the end of the current attempt is being stored; a copy of
+    # that attempt still queued must not be sent again meanwhile.
+    settling: bool = False
     timer: asyncio.TimerHandle | None = None
 
 
@@ -92,6 +95,8 @@ class JobRunner:
         self._all_final = asyncio.Event()
         self._cancel_requested = asyncio.Event()
         self._settling: set[asyncio.Task[None]] = set()
+        # Set once the run is over: nothing may arm a timer after that.
+        self._ended = False
         self.counts = job_pb2.JobCounts()
 
     # Lifecycle
@@ -139,10 +144,11 @@ class JobRunner:
             # open are being ended.
             for stream in self._streams.values():
                 await stream.stop()
+            await asyncio.gather(*self._settling, return_exceptions=True)
+            self._ended = True
             for open_cell in self._open.values():
                 if open_cell.timer is not None:
                     open_cell.timer.cancel()
-            await asyncio.gather(*self._settling, return_exceptions=True)
 
         if status == job_pb2.JOB_STATUS_CANCELLED:
             await self._end_open_cells(job_pb2.CELL_STATUS_CANCELLED, CANCEL_REASON)
@@ -261,7 +267,7 @@ class JobRunner:
     def request_for(self, pending: Pending) -> receipt_pb2.ExecuteRequest | None:
         cell_id, attempt = pending
         open_cell = self._open.get(cell_id)
-        if open_cell is None or open_cell.attempt != attempt:
+        if open_cell is None or open_cell.attempt != attempt or open_cell.settling:
             return None
         cell = open_cell.cell
         timeouts = self._spec.timeouts
@@ -328,7 +334,7 @@ class JobRunner:
         # both be accepted.
         self._stop_awaiting(open_cell)
         verdict = verdict_for_receipt(body, self._spec.max_attempts)
-        await self._settle(
+        settle = self._start_settling(
             open_cell,
             verdict,
             AttemptEnd(
@@ -343,6 +349,9 @@ class JobRunner:
                 public_key=self._context.pinned[region][receipt.key_id].raw,
             ),
         )
+        # The stream waits for the store (back-pressure), but a stream that
+        # ends meanwhile must not cut the decision in half.
+        await asyncio.shield(settle)
 
     def _sent_attempt(self, open_cell: OpenCell) -> SentAttempt:
         generation = self._spec.generation
@@ -371,6 +380,7 @@ class JobRunner:
 
     def _stop_awaiting(self, open_cell: OpenCell) -> None:
         open_cell.awaiting = False
+        open_cell.settling = True
         if open_cell.timer is not None:
             open_cell.timer.cancel()
             open_cell.timer = None
@@ -380,8 +390,9 @@ class JobRunner:
         timer then ends it as timed out and the cell is retried."""
         if self._open.get(open_cell.cell.cell_id) is not open_cell:
             return
-        if open_cell.attempt != attempt:
+        if open_cell.attempt != attempt or self._ended:
             return
+        open_cell.settling = False
         open_cell.awaiting = True
         open_cell.timer = asyncio.get_running_loop().call_later(
             after, self._attempt_expired, open_cell.cell.cell_id, attempt
@@ -392,6 +403,7 @@ class JobRunner:
         if open_cell is None or open_cell.attempt != attempt or not open_cell.awaiting:
             return
         open_cell.awaiting = False
+        open_cell.settling = True
         open_cell.timer = None
         # The agent may never answer; its stream must not keep the slot.
         self._streams[open_cell.cell.region].forget((cell_id, attempt))
@@ -411,9 +423,15 @@ class JobRunner:
             failure=failure.SerializeToString(),
             accepted=False,
         )
+        self._start_settling(open_cell, verdict, end)
+
+    def _start_settling(
+        self, open_cell: OpenCell, verdict: Verdict, end: AttemptEnd
+    ) -> asyncio.Task[None]:
         task = asyncio.create_task(self._settle(open_cell, verdict, end))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
+        return task
 
     async def _settle(
         self, open_cell: OpenCell, verdict: Verdict, end: AttemptEnd
@@ -447,17 +465,10 @@ class JobRunner:
             failure.ParseFromString(end.failure or b"")
             self._schedule_retry(open_cell, failure)
             return
-        # The store decides races (with a cancel, the job deadline, or another
-        # coordinator on the same store): only what it recorded is counted.
-        if self._open.pop(cell.cell_id, None) is None:
-            return
         if not applied:
-            stored = await self._store.cells(self.job_id)
-            self.counts = job_counts.counts_of(
-                (c.status, c.classification) for c in stored
-            )
-            if not self._open:
-                self._all_final.set()
+            await self._follow_store(open_cell)
+            return
+        if self._open.pop(cell.cell_id, None) is None:
             return
         job_counts.finish(
             self.counts,
@@ -469,11 +480,37 @@ class JobRunner:
         if not self._open:
             self._all_final.set()
 
+    async def _follow_store(self, open_cell: OpenCell) -> None:
+        """The store refused an outcome: the attempt had already ended, or the
+        cell had already been ended (by a cancel, the job deadline, or another
+        coordinator on this store). Only what the store holds counts."""
+        stored = await self._store.cells(self.job_id)
+        record = next((c for c in stored if c.cell_id == open_cell.cell.cell_id), None)
+        if record is not None and record.status == job_pb2.CELL_STATUS_OPEN:
+            open_cell.attempt = max(open_cell.attempt, record.last_attempt)
+            self._schedule_retry(
+                open_cell,
+                receipt_pb2.Failure(
+                    code="ATTEMPT_ALREADY_ENDED",
+                    message="the store had already ended this attempt",
+                    retryable=True,
+                    stage="coordinator",
+                ),
+            )
+            return
+        if self._open.pop(open_cell.cell.cell_id, None) is not None:
+            self.counts = job_counts.counts_of(
+                (c.status, c.classification) for c in stored
+            )
+            if not self._open:
+                self._all_final.set()
+
     def _schedule_retry(
         self, open_cell: OpenCell, failure: receipt_pb2.Failure
     ) -> None:
         failed = open_cell.attempt
         open_cell.attempt = failed + 1
+        open_cell.settling = False
         cap = min(
             self._settings.retry_max_seconds,
             self._settings.retry_base_seconds * 2 ** (failed - 1),

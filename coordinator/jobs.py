@@ -68,11 +68,15 @@ class BadPageToken(ValueError):
 
 
 class CoordinatorStopping(Exception):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            f"the coordinator is shutting down; job {shown(job_id)} is kept and "
-            f"goes on when it is back (`beacon watch {job_id[:80]}`)"
-        )
+    def __init__(self, job_id: str = "") -> None:
+        if job_id:
+            message = (
+                f"the coordinator is shutting down; job {shown(job_id)} is kept "
+                f"and goes on when it is back (`beacon watch {job_id[:80]}`)"
+            )
+        else:
+            message = "the coordinator is shutting down; try again when it is back"
+        super().__init__(message)
 
 
 class JobConflict(Exception):
@@ -124,6 +128,8 @@ class JobManager:
 
         Returns the job, whether it was created now, and its cell count.
         """
+        if self._stopping:
+            raise CoordinatorStopping()
         normalized = normalize_spec(spec, self._limits)
         cells = list(expand_cells(normalized))
         digest = spec_digest(normalized)
@@ -147,6 +153,8 @@ class JobManager:
     def _ensure_running(self, job: JobRecord) -> None:
         if job.status in FINISHED or job.job_id in self._runners:
             return
+        if self._stopping:
+            raise CoordinatorStopping(job.job_id)
         runner = JobRunner(job, self._context, JobEvents(job.job_id))
         self._runners[job.job_id] = runner
         task = asyncio.create_task(runner.run(), name=f"job {job.job_id}")

@@ -256,12 +256,13 @@ class RegionStream:
     ) -> None:
         async def send() -> None:
             while True:
-                await connection.slots.acquire()
+                # A slot is taken only for work in hand: the agent's slots are
+                # shared with other jobs, and an idle job must not hold one.
+                pending = await self.queue.get()
                 try:
-                    pending = await self.queue.get()
+                    await connection.slots.acquire()
                 except BaseException:
-                    # The slot is shared with other jobs: never keep it.
-                    connection.slots.release()
+                    self.queue.put_nowait(pending)
                     raise
                 request = self._feed.request_for(pending)
                 if request is None:

@@ -323,7 +323,7 @@ class SqliteJobStore:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(
+                ended = db.execute(
                     "UPDATE attempts SET finished_at = ?, receipt = ?, failure = ?,"
                     " accepted = ?, public_key = ?"
                     " WHERE job_id = ? AND cell_id = ? AND attempt = ?"
@@ -338,9 +338,10 @@ class SqliteJobStore:
                         end.cell_id,
                         end.attempt,
                     ),
-                )
-                applied = True
-                if final is not None:
+                ).rowcount
+                # An outcome stands only on an attempt that ends here and now.
+                applied = ended == 1
+                if final is not None and applied:
                     applied = (
                         db.execute(
                             "UPDATE cells SET status = ?, classification = ?,"

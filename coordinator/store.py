@@ -119,8 +119,8 @@ class JobStore(Protocol):
     ) -> bool:
         """Durably record an attempt's end and, if given, the cell's outcome.
 
-        Returns False when a final outcome was given but the cell was no
-        longer open (another outcome won).
+        Returns False when the attempt had already ended or, with a final
+        outcome, when the cell was no longer open (another outcome won).
         """
 
     async def finish_open_cells(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from beacon.serving import ServingServer, serve_until_signalled
+from beacon.serving import DEFAULT_GRACE_SECONDS, ServingServer, serve_until_signalled
 from beacon.signing import SigningKey
 from beacon.v1 import region_agent_service_pb2_grpc
 from region_agent.config import AgentConfig
@@ -56,10 +56,15 @@ async def run_agent(config: AgentConfig) -> None:
         config.router_url,
         config.capacity,
     )
+
+    async def close() -> None:
+        await service.finish_executions(DEFAULT_GRACE_SECONDS)
+        await router.aclose()
+
     await serve_until_signalled(
         serving,
         label=f"beacon-agent[{config.region}]",
         ready_file=config.ready_file,
         drain=service.drain,
-        cleanup=router.aclose,
+        cleanup=close,
     )

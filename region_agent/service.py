@@ -130,6 +130,12 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
                 len(running),
             )
 
+    async def finish_executions(self, within_seconds: float) -> None:
+        """Wait, at most `within_seconds`, for cells still running (also
+        those whose stream is gone), so their router calls are not cut."""
+        if self._executions:
+            await asyncio.wait(set(self._executions), timeout=within_seconds)
+
     async def drain(self) -> None:
         """Take no new cells; streams end once their cells are answered."""
         self._draining = True

@@ -24,11 +24,13 @@ from beacon.v1 import (
     receipt_pb2,
     region_agent_service_pb2_grpc,
 )
+from coordinator.jobs import CoordinatorStopping
 from region_agent.receipts import seal
 from region_agent.service import RegionAgentService
 from tests.support.canned_router import (
     CannedReply,
     RecordedRequest,
+    free_port_then_close,
     serve_canned_router,
 )
 from tests.support.eventually import eventually
@@ -524,3 +526,113 @@ async def test_a_job_stored_afresh_is_executed_afresh(
     for first, second in zip(results[0].outcomes, results[1].outcomes, strict=True):
         assert second.status == job_pb2.CELL_STATUS_COMPLETED
         assert second.receipt.body != first.receipt.body
+
+
+async def test_a_stream_ending_mid_decision_does_not_strand_the_cell(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    """The store is slow to record a receipt while the next send fails and
+    ends the stream: the receipt's decision still completes."""
+    flaky: list[FlakyStore] = []
+
+    def wrap_store(store: Any) -> FlakyStore:
+        flaky.append(
+            FlakyStore(store, delays={"record_attempt_end": 0.3}, record_attempt_sent=0)
+        )
+        return flaky[0]
+
+    agent = await start_agent(tmp_path, "us-east", router.url, capacity=1)
+    coordinator = await start_coordinator(tmp_path, [agent], wrap_store=wrap_store)
+    job = one_region_job("mid-decision", questions=2, timeouts=SHORT)
+    original_sent = coordinator.jobs._context.store.record_attempt_sent
+
+    sends = 0
+
+    async def fail_second_send(*args: Any) -> None:
+        nonlocal sends
+        sends += 1
+        if sends == 2:
+            raise OSError("injected: the second send cannot be recorded")
+        await original_sent(*args)
+
+    flaky[0].record_attempt_sent = fail_second_send  # type: ignore[method-assign]
+    try:
+        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+            events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
+    finally:
+        await coordinator.stop()
+        await agent.stop()
+
+    result = events[-1].result
+    assert sends >= 3
+    assert result.status == job_pb2.JOB_STATUS_COMPLETED
+    assert result.counts.completed == 2
+
+
+async def test_an_idle_job_holds_none_of_an_agents_slots(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    """A job waiting on another region must not keep the shared agent busy."""
+    agent = await start_agent(tmp_path, "us-east", router.url, capacity=1)
+    coordinator = await start_coordinator(
+        tmp_path,
+        [agent, _unreachable("eu-west")],
+        reconnect_max_seconds=0.5,
+    )
+    waiting = job_pb2.JobSpec(
+        job_id="waits-on-eu", models=["m"], regions=["us-east", "eu-west"]
+    )
+    waiting.questions.add(id="q", text="[idle-slot] waiting?")
+    quick = one_region_job("quick-after")
+    try:
+        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+            await stub.SubmitJob(pb.SubmitJobRequest(spec=waiting))
+
+            async def us_east_done() -> bool:
+                reply = await stub.GetJobResult(
+                    pb.GetJobResultRequest(job_id="waits-on-eu")
+                )
+                return reply.result.counts.completed == 1
+
+            await eventually(us_east_done, what="us-east cell of the waiting job")
+            events = await asyncio.wait_for(
+                _collect(stub.RunJob(pb.RunJobRequest(spec=quick))), timeout=5
+            )
+            still = await stub.GetJobResult(
+                pb.GetJobResultRequest(job_id="waits-on-eu")
+            )
+            await stub.CancelJob(pb.CancelJobRequest(job_id="waits-on-eu"))
+    finally:
+        await coordinator.stop()
+        await agent.stop()
+
+    assert events[-1].result.counts.completed == 1
+    assert still.result.status == job_pb2.JOB_STATUS_RUNNING
+
+
+def _unreachable(region: str) -> Any:
+    """An agent entry whose address answers nothing."""
+
+    class Unreachable:
+        def __init__(self) -> None:
+            self.region = region
+            self.address = f"127.0.0.1:{free_port_then_close()}"
+            self.key = SigningKey.generate()
+
+    return Unreachable()
+
+
+async def test_no_job_starts_once_the_coordinator_stops(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    agent = await start_agent(tmp_path, "us-east", router.url)
+    coordinator = await start_coordinator(tmp_path, [agent])
+    try:
+        await coordinator.jobs.shutdown()
+        with pytest.raises(CoordinatorStopping):
+            await coordinator.jobs.submit(one_region_job("too-late"))
+    finally:
+        await coordinator.stop()
+        await agent.stop()

@@ -3,6 +3,7 @@ when its store does (a full disk, a locked database)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -14,17 +15,26 @@ class StoreFault(OSError):
 
 
 class FlakyStore:
-    """Delegates to a real store; the next `failures[name]` calls of a method fail."""
+    """Delegates to a real store; the next `failures[name]` calls of a method
+    fail, and every call of a method in `delays` first waits that long."""
 
-    def __init__(self, inner: SqliteJobStore, **failures: int) -> None:
+    def __init__(
+        self,
+        inner: SqliteJobStore,
+        delays: dict[str, float] | None = None,
+        **failures: int,
+    ) -> None:
         self._inner = inner
         self.failures = Counter(failures)
         self.failed = Counter[str]()
+        self._delays = delays or {}
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._inner, name)
 
         async def call(*args: Any, **kwargs: Any) -> Any:
+            if name in self._delays:
+                await asyncio.sleep(self._delays[name])
             if self.failures[name] > 0:
                 self.failures[name] -= 1
                 self.failed[name] += 1
