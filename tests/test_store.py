@@ -1,0 +1,60 @@
+"""The SQLite job store: what it refuses keeps outcomes honest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from beacon.cells import expand_cells
+from beacon.jobspec import normalize_spec
+from beacon.v1 import job_pb2, receipt_pb2
+from coordinator.sqlite_store import SqliteJobStore
+from coordinator.store import AttemptEnd, CellFinal
+
+
+def spec() -> job_pb2.JobSpec:
+    message = job_pb2.JobSpec(job_id="store-1", models=["m"], regions=["us-east"])
+    message.questions.add(id="q", text="Question?")
+    return normalize_spec(message)
+
+
+async def test_an_outcome_needs_an_attempt_that_ends_with_it(tmp_path: Path) -> None:
+    """An attempt already ended (timed out) cannot carry a final outcome later."""
+    store = await SqliteJobStore.open(tmp_path / "jobs.db")
+    try:
+        job = spec()
+        cell = next(expand_cells(job))
+        await store.create_job(job, "digest", "token", [cell], 1.0)
+        await store.record_attempt_sent(job.job_id, cell.cell_id, 1, "agent", 2.0)
+        timed_out = AttemptEnd(cell.cell_id, 1, 3.0, None, b"", accepted=False)
+        final = CellFinal(
+            cell.cell_id,
+            job_pb2.CELL_STATUS_COMPLETED,
+            receipt_pb2.CLASSIFICATION_ANSWERED,
+            "",
+            1,
+        )
+
+        assert await store.record_attempt_end(job.job_id, timed_out, None)
+        late = AttemptEnd(cell.cell_id, 1, 4.0, b"receipt", None, accepted=True)
+        assert not await store.record_attempt_end(job.job_id, late, final)
+
+        (stored,) = await store.cells(job.job_id)
+        assert stored.status == job_pb2.CELL_STATUS_OPEN
+    finally:
+        await store.close()
+
+
+async def test_a_finished_status_is_never_overwritten(tmp_path: Path) -> None:
+    store = await SqliteJobStore.open(tmp_path / "jobs.db")
+    try:
+        job = spec()
+        await store.create_job(job, "digest", "token", list(expand_cells(job)), 1.0)
+        await store.set_job_status(job.job_id, job_pb2.JOB_STATUS_CANCELLED, 2.0)
+        await store.set_job_status(job.job_id, job_pb2.JOB_STATUS_COMPLETED, 3.0)
+
+        stored = await store.get_job(job.job_id)
+        assert stored is not None
+        assert stored.status == job_pb2.JOB_STATUS_CANCELLED
+        assert stored.token == "token"
+    finally:
+        await store.close()
