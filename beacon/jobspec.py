@@ -20,6 +20,7 @@ from beacon import timeouts
 from beacon.cells import cell_count
 from beacon.regions import KNOWN_REGIONS, UnknownRegionError, canonical_region
 from beacon.v1 import job_pb2
+from beacon.yamlfiles import load_yaml
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -261,7 +262,7 @@ def load_job_file(path: Path) -> job_pb2.JobSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise JobSpecError([FieldViolation(str(path), f"cannot read: {exc}")]) from exc
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise JobSpecError(
             [FieldViolation(str(path), f"not valid YAML/JSON: {exc}")]

@@ -12,6 +12,7 @@ from beacon.jobspec import DEFAULT_MAX_CELLS
 from beacon.regions import KNOWN_REGIONS, canonical_region
 from beacon.signing import KeyFileError, PublicKey, load_public_key
 from beacon.urls import check_host_port
+from beacon.yamlfiles import load_yaml
 
 
 class AgentEndpoint(BaseModel):
@@ -113,7 +114,7 @@ class ConfigError(ValueError):
 
 def load_coordinator_config(path: Path, **overrides: object) -> CoordinatorConfig:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read coordinator config {path}: {exc}") from exc
     if not isinstance(data, dict):

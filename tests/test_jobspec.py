@@ -185,3 +185,18 @@ def test_job_file_with_unknown_field_names_it(tmp_path: Path) -> None:
         load_job_file(path)
 
     assert "questons" in str(caught.value)
+
+
+def test_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
+    """A duplicate key is not silently resolved to its last value."""
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "job_id: first\njob_id: second\nmodels: [m]\nregions: [us-east]\n"
+        "questions: [{id: q, text: 'Hi?'}]\n"
+    )
+
+    with pytest.raises(JobSpecError) as caught:
+        load_job_file(path)
+
+    assert "'job_id' appears twice" in str(caught.value)
+    assert "line 2" in str(caught.value)
