@@ -144,11 +144,12 @@ class JobRunner:
             # open are being ended.
             for stream in self._streams.values():
                 await stream.stop()
-            await asyncio.gather(*self._settling, return_exceptions=True)
             self._ended = True
             for open_cell in self._open.values():
                 if open_cell.timer is not None:
                     open_cell.timer.cancel()
+            while self._settling:
+                await asyncio.gather(*self._settling, return_exceptions=True)
 
         if status == job_pb2.JOB_STATUS_CANCELLED:
             await self._end_open_cells(job_pb2.CELL_STATUS_CANCELLED, CANCEL_REASON)
@@ -272,13 +273,11 @@ class JobRunner:
         cell = open_cell.cell
         timeouts = self._spec.timeouts
         now = time.time()
-        deadline = min(
-            now + timeouts.cell_attempt_seconds,
-            self._created_at + timeouts.job_seconds,
-        )
-        if deadline - now < MIN_ATTEMPT_SECONDS:
+        job_deadline = self._created_at + timeouts.job_seconds
+        if job_deadline - now < MIN_ATTEMPT_SECONDS:
             # Too late to be worth an agent's time; the job deadline ends it.
             return None
+        deadline = min(now + timeouts.cell_attempt_seconds, job_deadline)
         if open_cell.timer is not None:
             open_cell.timer.cancel()
         open_cell.awaiting = True
@@ -306,10 +305,17 @@ class JobRunner:
             job_token=self._job.token,
         )
 
-    async def sent(self, pending: Pending, agent_address: str) -> None:
+    async def sent(self, pending: Pending, agent_address: str) -> bool:
         cell_id, attempt = pending
         await self._store.record_attempt_sent(
             self.job_id, cell_id, attempt, agent_address, time.time()
+        )
+        # The write may have been slow: the attempt may have ended meanwhile.
+        open_cell = self._open.get(cell_id)
+        return (
+            open_cell is not None
+            and open_cell.attempt == attempt
+            and open_cell.awaiting
         )
 
     async def received(
@@ -466,7 +472,15 @@ class JobRunner:
             self._schedule_retry(open_cell, failure)
             return
         if not applied:
-            await self._follow_store(open_cell)
+            try:
+                await self._follow_store(open_cell)
+            except Exception:
+                logger.exception(
+                    "could not read the store job_id=%s cell_id=%s",
+                    self.job_id,
+                    cell.cell_id,
+                )
+                self._await_again(open_cell, end.attempt, RECEIPT_GRACE_SECONDS)
             return
         if self._open.pop(cell.cell_id, None) is None:
             return

@@ -215,7 +215,7 @@ class JobManager:
             task = self._tasks.get(job_id)
             if task is not None:
                 await asyncio.wait([task])
-        if self._stopping:
+        if self._stopping and (await self.job(job_id)).status not in FINISHED:
             raise CoordinatorStopping(job_id)
         result = await self.result(job_id)
         yield coordinator_service_pb2.JobEvent(

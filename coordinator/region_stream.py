@@ -45,7 +45,8 @@ class CellFeed(Protocol):
     def request_for(self, pending: Pending) -> receipt_pb2.ExecuteRequest | None:
         """The request to send, or None when that attempt is no longer wanted."""
 
-    async def sent(self, pending: Pending, agent_address: str) -> None: ...
+    async def sent(self, pending: Pending, agent_address: str) -> bool:
+        """Record that the attempt goes out; False when it is no longer wanted."""
 
     async def received(
         self, receipt: receipt_pb2.Receipt, region: str, agent_address: str
@@ -269,7 +270,9 @@ class RegionStream:
                     connection.slots.release()
                     continue
                 connection.in_flight.add(pending)
-                await self._feed.sent(pending, connection.address)
+                if not await self._feed.sent(pending, connection.address):
+                    connection.release(pending)
+                    continue
                 await call.write(request)
 
         async def receive() -> None:

@@ -636,3 +636,23 @@ async def test_no_job_starts_once_the_coordinator_stops(
     finally:
         await coordinator.stop()
         await agent.stop()
+
+
+async def test_short_attempt_timeouts_still_send_cells(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    """An attempt timeout under a second is valid and must not stall the job."""
+    result = await run_job(
+        tmp_path,
+        router.url,
+        one_region_job(
+            "short-attempts",
+            questions=2,
+            timeouts=job_pb2.Timeouts(
+                router_call_seconds=0.5, cell_attempt_seconds=0.9, job_seconds=20
+            ),
+        ),
+    )
+
+    assert result.status == job_pb2.JOB_STATUS_COMPLETED
+    assert result.counts.completed == 2
