@@ -273,7 +273,12 @@ class RegionStream:
                 if not await self._feed.sent(pending, connection.address):
                     connection.release(pending)
                     continue
-                await call.write(request)
+                try:
+                    await call.write(request)
+                except asyncio.InvalidStateError:
+                    # The agent ended the stream (it is draining): the cell
+                    # goes back to the queue with the others in flight.
+                    return
 
         async def receive() -> None:
             while True:
