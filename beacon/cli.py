@@ -21,6 +21,7 @@ from beacon.render import job_status_name, print_result
 from beacon.signing import KeyFileError, SigningKey
 from beacon.urls import check_host_port
 from beacon.v1 import job_pb2
+from beacon.validation import setting_problems
 from coordinator.config import ConfigError
 
 DEFAULT_COORDINATOR = "127.0.0.1:50051"
@@ -83,8 +84,7 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
 
 
 def _validation_message(what: str, exc: ValidationError) -> str:
-    lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-    return f"invalid {what} settings:\n  " + "\n  ".join(lines)
+    return f"invalid {what} settings:\n  " + "\n  ".join(setting_problems(exc))
 
 
 # Keys and local deployment

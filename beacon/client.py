@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 import grpc
@@ -51,53 +52,50 @@ class CoordinatorClient:
         await self._channel.close()
 
     async def submit(self, spec: job_pb2.JobSpec) -> pb.SubmitJobResponse:
-        try:
+        with _translated():
             reply: pb.SubmitJobResponse = await self._stub.SubmitJob(
                 pb.SubmitJobRequest(spec=spec)
             )
-        except grpc.aio.AioRpcError as exc:
-            raise CoordinatorError(exc) from exc
         return reply
 
     async def run(self, spec: job_pb2.JobSpec) -> AsyncIterator[pb.JobEvent]:
-        try:
+        with _translated():
             async for event in self._stub.RunJob(pb.RunJobRequest(spec=spec)):
                 yield event
-        except grpc.aio.AioRpcError as exc:
-            raise CoordinatorError(exc) from exc
 
     async def watch(self, job_id: str) -> AsyncIterator[pb.JobEvent]:
-        try:
+        with _translated():
             async for event in self._stub.WatchJob(pb.WatchJobRequest(job_id=job_id)):
                 yield event
-        except grpc.aio.AioRpcError as exc:
-            raise CoordinatorError(exc) from exc
 
     async def result(self, job_id: str) -> job_pb2.JobResult:
-        try:
+        with _translated():
             reply: pb.GetJobResultResponse = await self._stub.GetJobResult(
                 pb.GetJobResultRequest(job_id=job_id)
             )
-        except grpc.aio.AioRpcError as exc:
-            raise CoordinatorError(exc) from exc
         return reply.result
 
     async def list_jobs(
         self, page_size: int = 50, page_token: str = ""
     ) -> pb.ListJobsResponse:
-        try:
+        with _translated():
             reply: pb.ListJobsResponse = await self._stub.ListJobs(
                 pb.ListJobsRequest(page_size=page_size, page_token=page_token)
             )
-        except grpc.aio.AioRpcError as exc:
-            raise CoordinatorError(exc) from exc
         return reply
 
     async def cancel(self, job_id: str) -> job_pb2.JobSummary:
-        try:
+        with _translated():
             reply: pb.CancelJobResponse = await self._stub.CancelJob(
                 pb.CancelJobRequest(job_id=job_id)
             )
-        except grpc.aio.AioRpcError as exc:
-            raise CoordinatorError(exc) from exc
         return reply.job
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Every failed call surfaces as one readable CoordinatorError."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise CoordinatorError(exc) from exc

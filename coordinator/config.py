@@ -12,6 +12,7 @@ from beacon.jobspec import DEFAULT_MAX_CELLS
 from beacon.regions import KNOWN_REGIONS, canonical_region
 from beacon.signing import KeyFileError, PublicKey, load_public_key
 from beacon.urls import check_host_port
+from beacon.validation import setting_problems
 from beacon.yamlfiles import load_yaml
 
 
@@ -124,10 +125,6 @@ def load_coordinator_config(path: Path, **overrides: object) -> CoordinatorConfi
     try:
         return CoordinatorConfig.model_validate(data)
     except ValidationError as exc:
-        lines = [
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors()
-        ]
         raise ConfigError(
-            f"{path}: invalid configuration:\n  " + "\n  ".join(lines)
+            f"{path}: invalid configuration:\n  " + "\n  ".join(setting_problems(exc))
         ) from exc
