@@ -45,10 +45,19 @@ def counts_of(
     outcomes: Iterable[tuple[CellStatus, Classification]],
 ) -> job_pb2.JobCounts:
     """Counts from (status, classification) pairs."""
+    return counts_of_tally(
+        (status, classification, 1) for status, classification in outcomes
+    )
+
+
+def counts_of_tally(
+    tally: Iterable[tuple[CellStatus, Classification, int]],
+) -> job_pb2.JobCounts:
+    """Counts from (status, classification, number of cells) rows."""
     counts = job_pb2.JobCounts()
-    for status, classification in outcomes:
-        counts.total += 1
-        add_to_counts(counts, status, classification)
+    for status, classification, cells in tally:
+        counts.total += cells
+        add_to_counts(counts, status, classification, cells)
     return counts
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from beacon.signing import PublicKey
 from beacon.timestamps import timestamp
 from beacon.v1 import job_pb2, receipt_pb2
-from coordinator.counts import counts_of
+from coordinator.counts import counts_of, counts_of_tally
 from coordinator.store import AttemptRecord, JobRecord, JobStore
 
 
@@ -26,8 +26,7 @@ def summary_of(job: JobRecord, counts: job_pb2.JobCounts) -> job_pb2.JobSummary:
 
 
 async def job_summary(store: JobStore, job: JobRecord) -> job_pb2.JobSummary:
-    cells = await store.cells(job.job_id)
-    return summary_of(job, counts_of((c.status, c.classification) for c in cells))
+    return summary_of(job, counts_of_tally(await store.outcome_tally(job.job_id)))
 
 
 def _attempt_message(record: AttemptRecord) -> job_pb2.Attempt:

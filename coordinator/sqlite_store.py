@@ -275,6 +275,19 @@ class SqliteJobStore:
 
         return await self._run(cells)
 
+    async def outcome_tally(
+        self, job_id: str
+    ) -> list[tuple[CellStatus, Classification, int]]:
+        def tally() -> list[tuple[CellStatus, Classification, int]]:
+            rows = self._db.execute(
+                "SELECT status, classification, COUNT(*) FROM cells"
+                " WHERE job_id = ? GROUP BY status, classification",
+                (job_id,),
+            ).fetchall()
+            return [(CellStatus(r[0]), Classification(r[1]), r[2]) for r in rows]
+
+        return await self._run(tally)
+
     async def attempts(self, job_id: str) -> list[AttemptRecord]:
         def attempts() -> list[AttemptRecord]:
             rows = self._db.execute(

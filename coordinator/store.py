@@ -110,6 +110,11 @@ class JobStore(Protocol):
 
     async def attempts(self, job_id: str) -> list[AttemptRecord]: ...
 
+    async def outcome_tally(
+        self, job_id: str
+    ) -> list[tuple[CellStatus, Classification, int]]:
+        """How many cells have each (status, classification)."""
+
     async def record_attempt_sent(
         self, job_id: str, cell_id: str, attempt: int, agent_address: str, now: float
     ) -> None: ...
