@@ -14,6 +14,7 @@ from beacon.signing import KeyFileError, PublicKey, load_public_key
 from beacon.urls import check_host_port
 from beacon.validation import setting_problems
 from beacon.yamlfiles import load_yaml
+from coordinator.analysis.thresholds import AnalysisThresholds
 
 
 class AgentEndpoint(BaseModel):
@@ -63,6 +64,10 @@ class CoordinatorConfig(BaseModel):
         default=10.0, gt=0, description="Longest wait between agent reconnects."
     )
     ready_file: Path | None = None
+    analysis: AnalysisThresholds = Field(
+        default_factory=AnalysisThresholds,
+        description="Thresholds of the cross-region analysis in each JobResult.",
+    )
 
     @field_validator("listen")
     @classmethod

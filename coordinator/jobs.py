@@ -18,6 +18,7 @@ from beacon.jobspec import SpecLimits, normalize_spec
 from beacon.signing import PublicKey
 from beacon.statuses import JobStatus
 from beacon.v1 import coordinator_service_pb2, job_pb2
+from coordinator.analysis import analyze_result
 from coordinator.capacity import AgentCapacity
 from coordinator.config import CoordinatorConfig
 from coordinator.events import JobEvents
@@ -196,9 +197,15 @@ class JobManager:
         return job
 
     async def result(self, job_id: str) -> job_pb2.JobResult:
-        return await assemble_result(
+        result = await assemble_result(
             self._store, await self.job(job_id), self._public_keys
         )
+        # Reads every answer: kept off the event loop.
+        analysis = await asyncio.to_thread(
+            analyze_result, result, self._config.analysis
+        )
+        result.analysis.CopyFrom(analysis)
+        return result
 
     async def watch(
         self, job_id: str

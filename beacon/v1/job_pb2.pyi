@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from beacon.v1 import analysis_pb2 as _analysis_pb2
 from beacon.v1 import receipt_pb2 as _receipt_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -427,6 +428,7 @@ class JobResult(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     PUBLIC_KEYS_FIELD_NUMBER: _builtins.int
+    ANALYSIS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     status: Global___JobStatus.ValueType
     partial: _builtins.bool
@@ -445,6 +447,10 @@ class JobResult(_message.Message):
     def public_keys(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
         """The pinned public keys that signed the receipts, by key id."""
 
+    @_builtins.property
+    def analysis(self) -> _analysis_pb2.JobAnalysis:
+        """Cross-region comparison, computed from accepted outcomes only."""
+
     def __init__(
         self,
         *,
@@ -457,10 +463,11 @@ class JobResult(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         public_keys: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
+        analysis: _analysis_pb2.JobAnalysis | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["analysis", b"analysis", "counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at", "job_id", b"job_id", "outcomes", b"outcomes", "partial", b"partial", "public_keys", b"public_keys", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analysis", b"analysis", "counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at", "job_id", b"job_id", "outcomes", b"outcomes", "partial", b"partial", "public_keys", b"public_keys", "spec", b"spec", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
