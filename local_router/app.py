@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from local_router.call_log import CallLog
 from local_router.config import RouterConfig
+from local_router.faults import FaultPlan, FaultRule, FaultRules
+from local_router.injected import injected_reply
 from local_router.providers import Provider, build_providers
+from local_router.replays import IDEMPOTENCY_HEADER, ReplayCache
 from local_router.routing import RegionRouter
 from local_router.schema import InferenceRequest
+from local_router.served import Served
 
 logger = logging.getLogger(__name__)
+
+# Status of a reply nobody reads: the caller hung up first.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def create_app(config: RouterConfig) -> FastAPI:
     """Build the router app; raises ConfigError if a provider cannot be set up."""
     call_log = _open_call_log(config)
     router = RegionRouter(build_providers(config))
+    faults = FaultPlan(config.fault_rates, config.fault_seed)
+    replays = ReplayCache()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -35,19 +45,51 @@ def create_app(config: RouterConfig) -> FastAPI:
     app = FastAPI(title="Beacon local router", lifespan=lifespan)
 
     @app.post("/inference")
-    async def inference(request: InferenceRequest) -> JSONResponse:
-        reply = await router.route(request)
+    async def inference(body: InferenceRequest, request: Request) -> Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        chosen: list[str | None] = [None]
+
+        async def produce() -> Served:
+            shape = chosen[0] = faults.choose(body)
+            if shape is not None:
+                return await injected_reply(shape, body, lambda: router.route(body))
+            return Served.of_reply(await router.route(body))
+
+        work = asyncio.create_task(replays.run(key, produce))
+        gone = asyncio.create_task(_caller_gone(request))
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not work.done():
+            # The caller gave up (a deadline, a cancel, a killed agent): the
+            # call is abandoned, so nothing it would have produced is kept.
+            work.cancel()
+            logger.info(
+                "abandoned call model=%s region=%s", body.model, body.region_preference
+            )
+            if call_log is not None:
+                await call_log.record(body, None, idempotency_key=key, fault=chosen[0])
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        served, replayed = work.result()
         logger.info(
-            "model=%s region=%s provider=%s success=%s error_code=%s",
-            request.model,
-            request.region_preference,
-            reply.provider_used,
-            reply.success,
-            reply.error_code,
+            "model=%s region=%s provider=%s success=%s error_code=%s fault=%s "
+            "replayed=%s",
+            body.model,
+            body.region_preference,
+            served.provider,
+            served.success,
+            served.error_code,
+            served.fault,
+            replayed,
         )
         if call_log is not None:
-            await call_log.record(request, reply)
-        return JSONResponse(reply.model_dump(mode="json"))
+            await call_log.record(
+                body,
+                served,
+                idempotency_key=key,
+                replayed=replayed,
+                fault=None if replayed else served.fault,
+            )
+        return Response(served.body, served.status, media_type=served.content_type)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -61,7 +103,31 @@ def create_app(config: RouterConfig) -> FastAPI:
     async def providers(region: str | None = None) -> list[dict[str, str]]:
         return [_describe(p) for p in router.providers(region)]
 
+    if config.fault_control:
+
+        @app.post("/faults")
+        async def add_faults(rules: FaultRules) -> list[FaultRule]:
+            faults.add(rules.rules)
+            return faults.pending()
+
+        @app.get("/faults")
+        async def pending_faults() -> list[FaultRule]:
+            return faults.pending()
+
+        @app.delete("/faults")
+        async def clear_faults() -> list[FaultRule]:
+            faults.clear()
+            return faults.pending()
+
     return app
+
+
+async def _caller_gone(request: Request) -> None:
+    """Returns once the caller has closed the connection."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
 
 
 def _describe(provider: Provider) -> dict[str, str]:

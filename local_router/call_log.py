@@ -1,4 +1,4 @@
-"""An append-only JSONL record of every /inference call the router answered."""
+"""An append-only JSONL record of every /inference call the router received."""
 
 from __future__ import annotations
 
@@ -9,20 +9,34 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from local_router.schema import InferenceReply, InferenceRequest
+from local_router.schema import InferenceRequest
+from local_router.served import Served
 
 logger = logging.getLogger(__name__)
 
 
 class CallLog:
-    """Appends one JSON line per call; each line is flushed before returning."""
+    """Appends one JSON line per call; each line is flushed before returning.
+
+    A call is recorded however it ends: answered (`replayed` when the reply
+    of an earlier call with the same idempotency key was sent again, so no
+    model ran), or `abandoned` when the caller hung up before the reply.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         # Appends run in worker threads; one at a time keeps lines whole.
         self._lock = threading.Lock()
 
-    async def record(self, request: InferenceRequest, reply: InferenceReply) -> None:
+    async def record(
+        self,
+        request: InferenceRequest,
+        served: Served | None,
+        *,
+        idempotency_key: str | None = None,
+        replayed: bool = False,
+        fault: str | None = None,
+    ) -> None:
         entry = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "model": request.model,
@@ -30,10 +44,15 @@ class CallLog:
             "region_preference": request.region_preference,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
-            "provider": reply.provider_used,
-            "served_region": reply.metadata.region,
-            "success": reply.success,
-            "error_code": reply.error_code,
+            "provider": served.provider if served else None,
+            "served_region": served.served_region if served else None,
+            "success": served.success if served else False,
+            "error_code": served.error_code if served else None,
+            "http_status": served.status if served else None,
+            "fault": fault,
+            "idempotency_key": idempotency_key,
+            "replayed": replayed,
+            "abandoned": served is None,
         }
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         # File I/O stays off the event loop.

@@ -18,6 +18,7 @@ from local_router.config import (
     RouterConfig,
     UpstreamConfig,
 )
+from local_router.faults import FAULT_SHAPES
 from local_router.server import RouterStartupError, serve
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="artificial delay of each offline answer",
     )
     parser.add_argument(
+        "--fault-rate",
+        dest="router_fault_rates",
+        action="append",
+        type=flags.fault_rate,
+        metavar="SHAPE=FRACTION",
+        help=f"inject fault SHAPE into this fraction of calls (repeatable); "
+        f"shapes: {', '.join(FAULT_SHAPES)}",
+    )
+    parser.add_argument(
+        "--fault-seed",
+        dest="router_fault_seed",
+        type=int,
+        metavar="N",
+        help="seed of the fault draws, so a run can be repeated",
+    )
+    parser.add_argument(
+        "--fault-control",
+        dest="router_fault_control",
+        action="store_true",
+        help="serve /faults, through which tests inject faults on demand",
+    )
+    parser.add_argument(
         "--ready-file",
         dest="router_ready_file",
         type=flags.path,
@@ -163,6 +186,9 @@ def config_from_args(args: argparse.Namespace) -> RouterConfig:
             upstreams=upstreams,
             call_log=args.router_call_log,
             offline_latency_seconds=args.router_offline_latency,
+            fault_rates=_unique("--fault-rate", args.router_fault_rates),
+            fault_seed=args.router_fault_seed,
+            fault_control=args.router_fault_control,
             ready_file=args.router_ready_file,
         )
     except ValidationError as exc:
@@ -204,7 +230,7 @@ def _unique(flag: str, pairs: list[tuple[str, T]] | None) -> dict[str, T]:
     result: dict[str, T] = {}
     for region, value in pairs or []:
         if region in result:
-            raise ConfigError(f"{flag} gives region {region} twice")
+            raise ConfigError(f"{flag} gives {region} twice")
         result[region] = value
     return result
 

@@ -12,6 +12,7 @@ from beacon.channels import ROUTER_IDLE_TIMEOUT_SECONDS
 from beacon.regions import KNOWN_REGIONS
 from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
 from beacon.urls import check_http_url
+from local_router.faults import FaultPlan
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,11 @@ class RouterConfig(BaseModel):
     upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
     call_log: Path | None = None
     offline_latency_seconds: float = Field(default=0.0, ge=0)
+    # Probability of each injected fault shape per call (see faults.py).
+    fault_rates: dict[str, float] = Field(default_factory=dict)
+    fault_seed: int | None = None
+    # Serve POST/GET/DELETE /faults, so a test can inject faults on demand.
+    fault_control: bool = False
     ready_file: Path | None = None
     # Longer than clients' pooled-connection expiry (httpx: 5 s), so a client
     # never reuses a connection the server is just closing.
@@ -94,6 +100,12 @@ class RouterConfig(BaseModel):
         if duplicates:
             raise ValueError(f"duplicate regions: {', '.join(duplicates)}")
         return regions
+
+    @field_validator("fault_rates")
+    @classmethod
+    def _known_fault_shapes(cls, rates: dict[str, float]) -> dict[str, float]:
+        FaultPlan(rates)
+        return rates
 
     @field_validator("upstreams")
     @classmethod

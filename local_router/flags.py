@@ -85,3 +85,17 @@ def model_map(text: str) -> tuple[str, str, str]:
             f"expected REGION:BEACON_MODEL=UPSTREAM_MODEL, got {text!r}"
         )
     return region(name), beacon_model, upstream_model
+
+
+def fault_rate(text: str) -> tuple[str, float]:
+    """Split `SHAPE=FRACTION`, a fraction from 0 to 1."""
+    shape, sep, value = text.partition("=")
+    if not sep or not shape:
+        raise argparse.ArgumentTypeError(f"expected SHAPE=FRACTION, got {text!r}")
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = math.nan
+    if not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError(f"the fraction in {text!r} must be 0 to 1")
+    return shape, rate

@@ -360,6 +360,11 @@ def test_call_log_has_one_line_per_call_with_the_exact_prompt(tmp_path: Path) ->
         "served_region": "us-east",
         "success": True,
         "error_code": None,
+        "http_status": 200,
+        "fault": None,
+        "idempotency_key": None,
+        "replayed": False,
+        "abandoned": False,
     }
     assert (entries[1]["temperature"], entries[1]["max_tokens"]) == (0.7, 64)
     assert entries[1]["served_region"] == "eu-west"
