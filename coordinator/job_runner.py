@@ -144,6 +144,11 @@ class JobRunner:
             # open are being ended.
             for stream in self._streams.values():
                 await stream.stop()
+            if self._cancel_requested.is_set():
+                # Agents abandon the router calls still under way for the job.
+                await asyncio.gather(
+                    *(s.abandon(self._job.token) for s in self._streams.values())
+                )
             self._ended = True
             for open_cell in self._open.values():
                 if open_cell.timer is not None:

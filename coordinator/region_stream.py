@@ -30,6 +30,7 @@ from coordinator.capacity import AgentCapacity
 logger = logging.getLogger(__name__)
 
 DESCRIBE_TIMEOUT_SECONDS = 10.0
+ABANDON_TIMEOUT_SECONDS = 5.0
 RECONNECT_FIRST_SECONDS = 0.2
 
 Pending = tuple[str, int]
@@ -151,6 +152,45 @@ class RegionStream:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+    async def abandon(self, job_token: str) -> None:
+        """Ask every replica to abandon the job's router calls under way.
+
+        Best effort and bounded: an agent that cannot be reached has no
+        stream left, and the calls it still makes end at their deadline.
+        """
+        await asyncio.gather(
+            *(self._abandon_at(replica, job_token) for replica in self._replicas)
+        )
+
+    async def _abandon_at(self, replica: Replica, job_token: str) -> None:
+        try:
+            async with grpc.aio.insecure_channel(
+                replica.address, options=client_options()
+            ) as channel:
+                stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
+                reply = await stub.AbandonJob(
+                    region_agent_service_pb2.AbandonJobRequest(
+                        job_id=self.job_id, job_token=job_token
+                    ),
+                    timeout=ABANDON_TIMEOUT_SECONDS,
+                )
+        except grpc.aio.AioRpcError as exc:
+            logger.warning(
+                "could not abandon job_id=%s at agent=%s: %s: %s",
+                self.job_id,
+                replica.address,
+                exc.code().name,
+                exc.details(),
+            )
+            return
+        logger.info(
+            "abandoned job_id=%s region=%s agent=%s executions=%d",
+            self.job_id,
+            self.region,
+            replica.address,
+            reply.abandoned,
+        )
 
     def forget(self, pending: Pending) -> None:
         """Free the slot of an attempt the job stopped waiting for."""

@@ -99,6 +99,14 @@ def router_timeout(request: receipt_pb2.ExecuteRequest, cap_seconds: float) -> f
     return budget
 
 
+def cell_idempotency_key(request: receipt_pb2.ExecuteRequest) -> str:
+    """One key per cell of one job run: every attempt of the cell shares it,
+    because a router replays only a call that succeeded, and a cell that
+    succeeded is never to be executed again."""
+    cell = f"{request.job_id}|{request.cell_id}|{request.job_token}"
+    return f"beacon-{sha256_hex(cell)[:40]}"
+
+
 class CellExecutor:
     """Turns one ExecuteRequest into a ReceiptBody, never raising for a cell."""
 
@@ -137,6 +145,7 @@ class CellExecutor:
             region=self._settings.region,
             temperature=request.temperature,
             max_tokens=request.max_tokens,
+            idempotency_key=cell_idempotency_key(request),
         )
         try:
             reply = await self._router.infer(call, timeout)
@@ -179,6 +188,17 @@ class CellExecutor:
                 "AGENT_ERROR",
                 "the agent failed while executing the cell; see its log",
                 retryable=True,
+            ),
+        )
+
+    def abandoned(self, request: receipt_pb2.ExecuteRequest) -> receipt_pb2.ReceiptBody:
+        """The receipt body for a cell of a job its coordinator abandoned."""
+        return self._finish_failure(
+            self._base_body(request),
+            _failure(
+                "JOB_ABANDONED",
+                f"job {request.job_id} was cancelled; its cells are not executed",
+                retryable=False,
             ),
         )
 

@@ -42,6 +42,7 @@ __all__ = ["HybridRouterClient", "InferenceCall", "RouterClient", "RouterReply"]
 logger = logging.getLogger(__name__)
 
 INFERENCE_PATH: Final = "/inference"
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 HEALTH_PATH: Final = "/health"
 HEALTH_TIMEOUT_SECONDS: Final = 5.0
 _HEALTHY_STATUSES: Final = frozenset({"ok", "healthy", "up", "pass", "serving"})
@@ -152,7 +153,7 @@ class HybridRouterClient:
             ), receipt_pb2.RouterCall(router_kind=ROUTER_KIND)
         try:
             async with asyncio.timeout(timeout_seconds):
-                raw = await self._post(payload, progress)
+                raw = await self._post(payload, call.idempotency_key, progress)
         except TimeoutError:
             outcome = failed(
                 ROUTER_TIMEOUT,
@@ -194,9 +195,12 @@ class HybridRouterClient:
             router_kind=ROUTER_KIND, http_status=progress.status
         )
 
-    async def _post(self, payload: dict[str, Any], progress: CallProgress) -> RawReply:
+    async def _post(
+        self, payload: dict[str, Any], idempotency_key: str, progress: CallProgress
+    ) -> RawReply:
+        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
         async with self._client.stream(
-            "POST", self._inference_url, json=payload
+            "POST", self._inference_url, json=payload, headers=headers
         ) as resp:
             # Known from here on, even if the body never completes.
             progress.status = resp.status_code

@@ -58,6 +58,10 @@ class InferenceCall:
     region: str
     temperature: float
     max_tokens: int
+    # Names the cell, so a router that honours it answers a repeat of a call
+    # that already succeeded (its reply lost with a killed agent, say)
+    # without running the model again.
+    idempotency_key: str = ""
 
 
 class _Lenient(BaseModel):

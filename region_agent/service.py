@@ -15,6 +15,7 @@ from beacon.v1 import (
     region_agent_service_pb2,
     region_agent_service_pb2_grpc,
 )
+from region_agent.abandoned import AbandonedJobs, JobKey
 from region_agent.executor import CellExecutor
 from region_agent.receipts import ReceiptBook, attempt_key, seal
 from region_agent.router_client import RouterClient
@@ -46,6 +47,7 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         self._slots = asyncio.Semaphore(capacity)
         self._executions: set[asyncio.Task[None]] = set()
         self._readers: set[asyncio.Task[None]] = set()
+        self._abandoned = AbandonedJobs()
         self._draining = False
 
     async def Describe(
@@ -65,6 +67,25 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
             router_detail=detail,
             version=__version__,
         )
+
+    async def AbandonJob(
+        self,
+        request: region_agent_service_pb2.AbandonJobRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> region_agent_service_pb2.AbandonJobResponse:
+        if not request.job_id or not request.job_token:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "AbandonJobRequest needs job_id and job_token",
+            )
+        abandoned = self._abandoned.abandon((request.job_id, request.job_token))
+        logger.info(
+            "abandoned job_id=%s executions=%d peer=%s",
+            request.job_id,
+            abandoned,
+            context.peer(),
+        )
+        return region_agent_service_pb2.AbandonJobResponse(abandoned=abandoned)
 
     async def Execute(
         self,
@@ -95,6 +116,7 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
                 task.add_done_callback(running.discard)
                 self._executions.add(task)
                 task.add_done_callback(self._executions.discard)
+                self._abandoned.track(_job_of(request), task)
 
         async def finish() -> None:
             # Reading ends at the end of the stream, on an error, or when the
@@ -147,6 +169,8 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         self, request: receipt_pb2.ExecuteRequest
     ) -> receipt_pb2.Receipt:
         async def produce() -> receipt_pb2.Receipt:
+            if self._abandoned.has(_job_of(request)):
+                return seal(self._executor.abandoned(request), self._key)
             try:
                 body = await self._executor.execute(request)
             except Exception:
@@ -161,3 +185,7 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
             return seal(body, self._key)
 
         return await self._book.once(attempt_key(request), produce)
+
+
+def _job_of(request: receipt_pb2.ExecuteRequest) -> JobKey:
+    return (request.job_id, request.job_token)

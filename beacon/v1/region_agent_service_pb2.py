@@ -25,17 +25,21 @@ _sym_db = _symbol_database.Default()
 from beacon.v1 import receipt_pb2 as beacon_dot_v1_dot_receipt__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$beacon/v1/region_agent_service.proto\x12\tbeacon.v1\x1a\x17\x62\x65\x61\x63on/v1/receipt.proto\"\x11\n\x0f\x44\x65scribeRequest\"\xbf\x01\n\x10\x44\x65scribeResponse\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x05\x12\x13\n\x0brouter_kind\x18\x06 \x01(\t\x12\x16\n\x0erouter_healthy\x18\x07 \x01(\x08\x12\x15\n\rrouter_detail\x18\x08 \x01(\t\x12\x0f\n\x07version\x18\t \x01(\t2\x97\x01\n\x12RegionAgentService\x12<\n\x07\x45xecute\x12\x19.beacon.v1.ExecuteRequest\x1a\x12.beacon.v1.Receipt(\x01\x30\x01\x12\x43\n\x08\x44\x65scribe\x12\x1a.beacon.v1.DescribeRequest\x1a\x1b.beacon.v1.DescribeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$beacon/v1/region_agent_service.proto\x12\tbeacon.v1\x1a\x17\x62\x65\x61\x63on/v1/receipt.proto\"6\n\x11\x41\x62\x61ndonJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tjob_token\x18\x02 \x01(\t\"\'\n\x12\x41\x62\x61ndonJobResponse\x12\x11\n\tabandoned\x18\x01 \x01(\x05\"\x11\n\x0f\x44\x65scribeRequest\"\xbf\x01\n\x10\x44\x65scribeResponse\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x05\x12\x13\n\x0brouter_kind\x18\x06 \x01(\t\x12\x16\n\x0erouter_healthy\x18\x07 \x01(\x08\x12\x15\n\rrouter_detail\x18\x08 \x01(\t\x12\x0f\n\x07version\x18\t \x01(\t2\xe2\x01\n\x12RegionAgentService\x12<\n\x07\x45xecute\x12\x19.beacon.v1.ExecuteRequest\x1a\x12.beacon.v1.Receipt(\x01\x30\x01\x12\x43\n\x08\x44\x65scribe\x12\x1a.beacon.v1.DescribeRequest\x1a\x1b.beacon.v1.DescribeResponse\x12I\n\nAbandonJob\x12\x1c.beacon.v1.AbandonJobRequest\x1a\x1d.beacon.v1.AbandonJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'beacon.v1.region_agent_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DESCRIBEREQUEST']._serialized_start=76
-  _globals['_DESCRIBEREQUEST']._serialized_end=93
-  _globals['_DESCRIBERESPONSE']._serialized_start=96
-  _globals['_DESCRIBERESPONSE']._serialized_end=287
-  _globals['_REGIONAGENTSERVICE']._serialized_start=290
-  _globals['_REGIONAGENTSERVICE']._serialized_end=441
+  _globals['_ABANDONJOBREQUEST']._serialized_start=76
+  _globals['_ABANDONJOBREQUEST']._serialized_end=130
+  _globals['_ABANDONJOBRESPONSE']._serialized_start=132
+  _globals['_ABANDONJOBRESPONSE']._serialized_end=171
+  _globals['_DESCRIBEREQUEST']._serialized_start=173
+  _globals['_DESCRIBEREQUEST']._serialized_end=190
+  _globals['_DESCRIBERESPONSE']._serialized_start=193
+  _globals['_DESCRIBERESPONSE']._serialized_end=384
+  _globals['_REGIONAGENTSERVICE']._serialized_start=387
+  _globals['_REGIONAGENTSERVICE']._serialized_end=613
 # @@protoc_insertion_point(module_scope)

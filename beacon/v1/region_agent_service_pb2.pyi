@@ -17,6 +17,51 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class AbandonJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    JOB_TOKEN_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    job_token: _builtins.str
+    """The job's token, as sent in its ExecuteRequests: only the coordinator
+    that runs the job can abandon it.
+    """
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        job_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "job_token", b"job_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AbandonJobRequest: _TypeAlias = AbandonJobRequest  # noqa: Y015
+
+@_typing.final
+class AbandonJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ABANDONED_FIELD_NUMBER: _builtins.int
+    abandoned: _builtins.int
+    """Executions that were under way and have been abandoned."""
+    def __init__(
+        self,
+        *,
+        abandoned: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AbandonJobResponse: _TypeAlias = AbandonJobResponse  # noqa: Y015
+
+@_typing.final
 class DescribeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

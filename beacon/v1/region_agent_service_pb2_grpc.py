@@ -46,6 +46,11 @@ class RegionAgentServiceStub:
                 request_serializer=beacon_dot_v1_dot_region__agent__service__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=beacon_dot_v1_dot_region__agent__service__pb2.DescribeResponse.FromString,
                 _registered_method=True)
+        self.AbandonJob = channel.unary_unary(
+                '/beacon.v1.RegionAgentService/AbandonJob',
+                request_serializer=beacon_dot_v1_dot_region__agent__service__pb2.AbandonJobRequest.SerializeToString,
+                response_deserializer=beacon_dot_v1_dot_region__agent__service__pb2.AbandonJobResponse.FromString,
+                _registered_method=True)
 
 
 class RegionAgentServiceServicer:
@@ -67,6 +72,15 @@ class RegionAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AbandonJob(self, request, context):
+        """Stops this agent's work on a cancelled job: router calls under way are
+        abandoned (their HTTP requests cancelled) and no receipt is made for
+        them; cells of the job that arrive later are refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegionAgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +93,11 @@ def add_RegionAgentServiceServicer_to_server(servicer, server):
                     servicer.Describe,
                     request_deserializer=beacon_dot_v1_dot_region__agent__service__pb2.DescribeRequest.FromString,
                     response_serializer=beacon_dot_v1_dot_region__agent__service__pb2.DescribeResponse.SerializeToString,
+            ),
+            'AbandonJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbandonJob,
+                    request_deserializer=beacon_dot_v1_dot_region__agent__service__pb2.AbandonJobRequest.FromString,
+                    response_serializer=beacon_dot_v1_dot_region__agent__service__pb2.AbandonJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +155,33 @@ class RegionAgentService:
             '/beacon.v1.RegionAgentService/Describe',
             beacon_dot_v1_dot_region__agent__service__pb2.DescribeRequest.SerializeToString,
             beacon_dot_v1_dot_region__agent__service__pb2.DescribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbandonJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beacon.v1.RegionAgentService/AbandonJob',
+            beacon_dot_v1_dot_region__agent__service__pb2.AbandonJobRequest.SerializeToString,
+            beacon_dot_v1_dot_region__agent__service__pb2.AbandonJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,11 @@ class RegionAgentServiceStub:
     """
     Describe: _grpc.UnaryUnaryMultiCallable[_region_agent_service_pb2.DescribeRequest, _region_agent_service_pb2.DescribeResponse]
     """What this agent is: region, signing key, capacity and router health."""
+    AbandonJob: _grpc.UnaryUnaryMultiCallable[_region_agent_service_pb2.AbandonJobRequest, _region_agent_service_pb2.AbandonJobResponse]
+    """Stops this agent's work on a cancelled job: router calls under way are
+    abandoned (their HTTP requests cancelled) and no receipt is made for
+    them; cells of the job that arrive later are refused.
+    """
 
 @_typing.type_check_only
 class RegionAgentServiceAsyncStub(RegionAgentServiceStub):
@@ -52,6 +57,11 @@ class RegionAgentServiceAsyncStub(RegionAgentServiceStub):
     """
     Describe: _aio.UnaryUnaryMultiCallable[_region_agent_service_pb2.DescribeRequest, _region_agent_service_pb2.DescribeResponse]  # type: ignore[assignment]
     """What this agent is: region, signing key, capacity and router health."""
+    AbandonJob: _aio.UnaryUnaryMultiCallable[_region_agent_service_pb2.AbandonJobRequest, _region_agent_service_pb2.AbandonJobResponse]  # type: ignore[assignment]
+    """Stops this agent's work on a cancelled job: router calls under way are
+    abandoned (their HTTP requests cancelled) and no receipt is made for
+    them; cells of the job that arrive later are refused.
+    """
 
 class RegionAgentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Runs in one region; executes cells through that region's router."""
@@ -73,5 +83,16 @@ class RegionAgentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_region_agent_service_pb2.DescribeResponse, _abc.Awaitable[_region_agent_service_pb2.DescribeResponse]]:
         """What this agent is: region, signing key, capacity and router health."""
+
+    @_abc_1.abstractmethod
+    def AbandonJob(
+        self,
+        request: _region_agent_service_pb2.AbandonJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_region_agent_service_pb2.AbandonJobResponse, _abc.Awaitable[_region_agent_service_pb2.AbandonJobResponse]]:
+        """Stops this agent's work on a cancelled job: router calls under way are
+        abandoned (their HTTP requests cancelled) and no receipt is made for
+        them; cells of the job that arrive later are refused.
+        """
 
 def add_RegionAgentServiceServicer_to_server(servicer: RegionAgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

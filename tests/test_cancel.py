@@ -1,0 +1,118 @@
+"""Cancelling a job abandons the router calls under way at its agents."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from beacon.v1 import coordinator_service_pb2 as pb
+from beacon.v1 import (
+    coordinator_service_pb2_grpc,
+    job_pb2,
+    region_agent_service_pb2,
+    region_agent_service_pb2_grpc,
+)
+from tests.support.eventually import eventually
+from tests.support.router_process import RunningRouter, read_call_log, start_router
+from tests.support.servers import RunningAgent, start_agent, start_coordinator
+
+SLOW_MODEL = "mistral-7b"
+
+
+@pytest.fixture
+async def router(tmp_path: Path) -> AsyncIterator[RunningRouter]:
+    with start_router(tmp_path, "--fault-control") as running:
+        yield running
+
+
+def hang_every_call_of(router: RunningRouter, model: str) -> None:
+    reply = httpx.post(
+        f"{router.url}/faults",
+        json={"rules": [{"shape": "hang", "count": 1000, "model": model}]},
+        trust_env=False,
+    )
+    reply.raise_for_status()
+
+
+def job_with_a_slow_model(job_id: str) -> job_pb2.JobSpec:
+    spec = job_pb2.JobSpec(
+        job_id=job_id,
+        models=["llama3.2-1b", SLOW_MODEL],
+        regions=["us-east"],
+        timeouts=job_pb2.Timeouts(
+            router_call_seconds=60, cell_attempt_seconds=90, job_seconds=600
+        ),
+    )
+    for i in range(3):
+        spec.questions.add(id=f"q{i}", text=f"[{job_id}] question {i}?")
+    return spec
+
+
+async def test_cancel_abandons_calls_in_flight_and_keeps_finished_outcomes(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    hang_every_call_of(router, SLOW_MODEL)
+    agent = await start_agent(tmp_path, "us-east", router.url, capacity=8)
+    coordinator = await start_coordinator(tmp_path, [agent])
+    try:
+        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+            spec = job_with_a_slow_model("cancel-mid-call")
+            await stub.SubmitJob(pb.SubmitJobRequest(spec=spec))
+
+            def fast_cells_done() -> bool:
+                calls = read_call_log(router.call_log)
+                return sum(c["success"] for c in calls) == 3
+
+            await eventually(fast_cells_done, what="the fast model's cells")
+            await stub.CancelJob(pb.CancelJobRequest(job_id=spec.job_id))
+
+            def slow_calls_abandoned() -> bool:
+                calls = read_call_log(router.call_log)
+                return sum(c["abandoned"] for c in calls) == 3
+
+            # Without abandoning, the hung calls would go on for a minute.
+            await eventually(slow_calls_abandoned, what="abandoned router calls")
+            result = (
+                await stub.GetJobResult(pb.GetJobResultRequest(job_id=spec.job_id))
+            ).result
+    finally:
+        await coordinator.stop()
+        await agent.stop()
+
+    assert result.status == job_pb2.JOB_STATUS_CANCELLED
+    assert result.partial
+    by_model: dict[str, list[int]] = {}
+    for outcome in result.outcomes:
+        by_model.setdefault(outcome.model, []).append(outcome.status)
+    assert by_model["llama3.2-1b"] == [job_pb2.CELL_STATUS_COMPLETED] * 3
+    assert by_model[SLOW_MODEL] == [job_pb2.CELL_STATUS_CANCELLED] * 3
+    calls = read_call_log(router.call_log)
+    assert [c["fault"] for c in calls if c["abandoned"]] == ["hang"] * 3
+
+
+async def abandon(agent: RunningAgent, job_id: str, token: str) -> int:
+    async with grpc.aio.insecure_channel(agent.address) as channel:
+        stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
+        reply = await stub.AbandonJob(
+            region_agent_service_pb2.AbandonJobRequest(job_id=job_id, job_token=token)
+        )
+    return reply.abandoned
+
+
+async def test_abandon_needs_a_job_id_and_token(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    agent = await start_agent(tmp_path, "us-east", router.url)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await abandon(agent, "some-job", "")
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "job_token" in (raised.value.details() or "")
+        assert await abandon(agent, "some-job", "not-its-token") == 0
+    finally:
+        await agent.stop()
