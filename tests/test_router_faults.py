@@ -144,7 +144,7 @@ def test_a_repeated_key_after_a_failure_runs_the_call_afresh(
 
 def test_fault_rates_are_drawn_from_a_seed(tmp_path: Path) -> None:
     outcomes = []
-    for run in range(2):
+    for _ in range(2):
         with (
             start_router(
                 tmp_path,
@@ -167,14 +167,18 @@ def test_fault_rates_are_drawn_from_a_seed(tmp_path: Path) -> None:
 
 
 def test_an_unknown_fault_shape_is_refused_at_start(tmp_path: Path) -> None:
-    with pytest.raises(Exception, match="unknown fault shapes melt"):
-        with start_router(tmp_path, "--fault-rate", "melt=0.1", ready_timeout=10):
-            pass
+    with (
+        pytest.raises(RuntimeError, match="unknown fault shapes melt"),
+        start_router(tmp_path, "--fault-rate", "melt=0.1", ready_timeout=10),
+    ):
+        pass
 
 
 def test_fault_rates_above_one_in_total_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(Exception, match="add up to 1"):
-        with start_router(
+    with (
+        pytest.raises(RuntimeError, match="add up to 1"),
+        start_router(
             tmp_path, "--fault-rate", "hang=0.6", "--fault-rate", "transient=0.6"
-        ):
-            pass
+        ),
+    ):
+        pass
