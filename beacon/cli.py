@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,13 @@ from rich.console import Console
 
 from beacon import logs
 from beacon.cells import cell_count
-from beacon.client import CoordinatorClient, CoordinatorError
+from beacon.client import CoordinatorClient, CoordinatorError, Endpoint
 from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
 from beacon.progress import StreamBroken
 from beacon.render import job_status_name, print_result
+from beacon.secret_files import SecretFileError
 from beacon.signing import KeyFileError, SigningKey
+from beacon.tokens import TOKEN_ENV, read_token_file
 from beacon.urls import check_host_port
 from beacon.v1 import job_pb2
 from beacon.validation import setting_problems
@@ -101,6 +104,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    from beacon.token_cmd import run
+
+    return run(args)
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     from beacon.local import run_local
 
@@ -129,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = _load_spec(args.job)
     console = _console()
-    result = asyncio.run(run_job(args.coordinator, spec, console))
+    result = asyncio.run(run_job(_endpoint(args), spec, console))
     print_result(console, result, None)
     if args.output:
         args.output.write_text(json_format.MessageToJson(result), encoding="utf-8")
@@ -141,7 +150,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = _load_spec(args.job)
 
     async def submit() -> None:
-        async with CoordinatorClient(args.coordinator) as client:
+        async with CoordinatorClient(_endpoint(args)) as client:
             reply = await client.submit(spec)
         state = "submitted" if reply.created else "already exists"
         print(f"{reply.job_id} {state} ({reply.cells} cells)")
@@ -152,7 +161,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     async def show() -> job_pb2.JobResult:
-        async with CoordinatorClient(args.coordinator) as client:
+        async with CoordinatorClient(_endpoint(args)) as client:
             return await client.result(args.job_id)
 
     result = asyncio.run(show())
@@ -167,7 +176,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from beacon.progress import watch_job
 
     console = _console()
-    result = asyncio.run(watch_job(args.coordinator, args.job_id, console))
+    result = asyncio.run(watch_job(_endpoint(args), args.job_id, console))
     print_result(console, result, None)
     return 0
 
@@ -179,7 +188,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     async def list_jobs() -> None:
         jobs: list[job_pb2.JobSummary] = []
         token = ""
-        async with CoordinatorClient(args.coordinator) as client:
+        async with CoordinatorClient(_endpoint(args)) as client:
             while len(jobs) < args.limit:
                 reply = await client.list_jobs(args.limit - len(jobs), token)
                 jobs.extend(reply.jobs)
@@ -202,7 +211,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     async def cancel() -> None:
-        async with CoordinatorClient(args.coordinator) as client:
+        async with CoordinatorClient(_endpoint(args)) as client:
             job = await client.cancel(args.job_id)
         print(f"{job.job_id} {job_status_name(job.status)}")
 
@@ -211,6 +220,15 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 # Parser
+
+
+def _endpoint(args: argparse.Namespace) -> Endpoint:
+    """The coordinator's address and the token: --token-file, else $BEACON_TOKEN."""
+    if args.token_file is not None:
+        token = read_token_file(args.token_file)
+    else:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+    return Endpoint(args.coordinator, token)
 
 
 def _address(value: str) -> str:
@@ -227,6 +245,11 @@ def _add_coordinator_flag(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_COORDINATOR,
         metavar="HOST:PORT",
         help=f"coordinator address (default {DEFAULT_COORDINATOR})",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"file holding the bearer token (mode 600); default ${TOKEN_ENV}",
     )
 
 
@@ -275,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = command("keygen", cmd_keygen, "create an agent's Ed25519 signing key")
     keygen.add_argument("--out", required=True, type=Path, help="private key path")
     keygen.add_argument("--force", action="store_true")
+
+    token = command("token", cmd_token, "create a bearer token for the coordinator")
+    token.add_argument("--tokens-file", required=True, type=Path)
+    token.add_argument("--name", required=True, help="who or what uses it")
+    token.add_argument("--role", choices=("read", "submit"), default="read")
+    token.add_argument("--out", type=Path, help="write the token here (mode 600)")
 
     local = command(
         "local", cmd_local, "start a local deployment, run one job, shut down"
@@ -328,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         KeyFileError,
         CoordinatorError,
         ConfigError,
+        SecretFileError,
         StreamBroken,
         OSError,
     ) as exc:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import TracebackType
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from beacon.bearer import bearer_interceptors
 from beacon.channels import client_options
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
@@ -35,9 +37,29 @@ class CoordinatorError(Exception):
         super().__init__("\n".join(lines))
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the coordinator is and the token to call it with."""
+
+    address: str
+    token: str = ""
+
+    def __repr__(self) -> str:
+        # Never print the token, even in a traceback.
+        return f"Endpoint(address={self.address!r})"
+
+
+def open_channel(endpoint: Endpoint) -> grpc.aio.Channel:
+    """A channel to the coordinator that sends the token with every call."""
+    interceptors = bearer_interceptors(endpoint.token) if endpoint.token else []
+    return grpc.aio.insecure_channel(
+        endpoint.address, options=client_options(), interceptors=interceptors
+    )
+
+
 class CoordinatorClient:
-    def __init__(self, address: str) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=client_options())
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._channel = open_channel(endpoint)
         self._stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(self._channel)
 
     async def __aenter__(self) -> CoordinatorClient:

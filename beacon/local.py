@@ -16,12 +16,15 @@ import yaml
 from google.protobuf import json_format
 from rich.console import Console
 
+from beacon.client import Endpoint
 from beacon.jobspec import load_job_file, normalize_spec
 from beacon.processes import ProcessGroup
 from beacon.progress import run_job
 from beacon.regions import KNOWN_REGIONS
 from beacon.render import print_result
+from beacon.secret_files import write_private_bytes
 from beacon.signing import SigningKey
+from beacon.tokens import Role, new_token, token_digest
 from beacon.v1 import job_pb2
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,14 @@ class LocalDeployment:
     coordinator: str
     router_url: str
     call_log: Path
+    token: str
+
+    def __repr__(self) -> str:
+        return f"LocalDeployment(coordinator={self.coordinator!r})"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.coordinator, self.token)
 
 
 def ensure_region_key(keys_dir: Path, region: str) -> tuple[Path, str]:
@@ -41,6 +52,16 @@ def ensure_region_key(keys_dir: Path, region: str) -> tuple[Path, str]:
         SigningKey.generate().write(path)
     key = SigningKey.load(path)
     return path, key.public.b64
+
+
+def write_run_token(tokens_file: Path) -> str:
+    """A fresh submit token for this run; only its SHA-256 is written."""
+    token = new_token()
+    entry = {"name": "local", "role": Role.SUBMIT.value, "sha256": token_digest(token)}
+    write_private_bytes(
+        tokens_file, yaml.safe_dump({"tokens": [entry]}).encode("utf-8")
+    )
+    return token
 
 
 def start_local(
@@ -75,9 +96,12 @@ def start_local(
             ],
         )
         agents[region] = (agent, public_key)
+    tokens_file = state_dir / "tokens.yaml"
+    token = write_run_token(tokens_file)
     config = {
         "listen": "127.0.0.1:0",
         "store": str(state_dir / "beacon.db"),
+        "tokens_file": str(tokens_file.resolve()),
         "regions": {
             region: {"agents": [{"address": agent.wait_ready(), "public_key": key}]}
             for region, (agent, key) in agents.items()
@@ -88,7 +112,7 @@ def start_local(
     coordinator = group.start(
         "coordinator", ["beacon", "coordinator", "--config", str(config_path)]
     )
-    return LocalDeployment(coordinator.wait_ready(), router_url, call_log)
+    return LocalDeployment(coordinator.wait_ready(), router_url, call_log, token)
 
 
 def run_local(job_file: Path, state_dir: Path, console: Console) -> job_pb2.JobResult:
@@ -104,7 +128,7 @@ def run_local(job_file: Path, state_dir: Path, console: Console) -> job_pb2.JobR
             f"regions {', '.join(KNOWN_REGIONS)}"
         )
         started = time.monotonic()
-        result = asyncio.run(run_job(deployment.coordinator, spec, console))
+        result = asyncio.run(run_job(deployment.endpoint, spec, console))
         elapsed = time.monotonic() - started
     finally:
         group.stop_all()

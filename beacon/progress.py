@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from rich.console import Console
 
-from beacon.client import CoordinatorClient, CoordinatorError
+from beacon.client import CoordinatorClient, CoordinatorError, Endpoint
 from beacon.render import progress_bar
 from beacon.v1 import coordinator_service_pb2, job_pb2
 
@@ -60,12 +60,14 @@ async def follow_events(
 
 
 async def run_job(
-    address: str, spec: job_pb2.JobSpec, console: Console
+    endpoint: Endpoint, spec: job_pb2.JobSpec, console: Console
 ) -> job_pb2.JobResult:
-    async with CoordinatorClient(address) as client:
+    async with CoordinatorClient(endpoint) as client:
         return await follow_events(client.run(spec), console, "cells")
 
 
-async def watch_job(address: str, job_id: str, console: Console) -> job_pb2.JobResult:
-    async with CoordinatorClient(address) as client:
+async def watch_job(
+    endpoint: Endpoint, job_id: str, console: Console
+) -> job_pb2.JobResult:
+    async with CoordinatorClient(endpoint) as client:
         return await follow_events(client.watch(job_id), console, job_id)

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from beacon.channels import server_options
+from beacon.decoding import RequestDecoding
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,15 @@ DEFAULT_GRACE_SECONDS = 10.0
 class ServingServer:
     """A grpc.aio server with health, reflection and a known address."""
 
-    def __init__(self, service_names: Sequence[str]) -> None:
-        self.server = grpc.aio.server(options=server_options())
+    def __init__(
+        self,
+        service_names: Sequence[str],
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        self.server = grpc.aio.server(
+            options=server_options(),
+            interceptors=[*interceptors, RequestDecoding()],
+        )
         self.health = health.aio.HealthServicer()
         self._service_names = list(service_names)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -68,6 +68,11 @@ class CoordinatorConfig(BaseModel):
         default_factory=AnalysisThresholds,
         description="Thresholds of the cross-region analysis in each JobResult.",
     )
+    tokens_file: Path | None = Field(
+        default=None,
+        description="YAML file of bearer tokens and roles (mode 0600); "
+        "without it every call except health and reflection is refused.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -98,7 +103,11 @@ class CoordinatorConfig(BaseModel):
 
 
 def _resolve_key_paths(data: dict[str, Any], base: Path) -> None:
-    """Relative `.pub` paths are read from beside the configuration file."""
+    """Relative `.pub` and secret file paths are read from beside the
+    configuration file."""
+    tokens = data.get("tokens_file")
+    if isinstance(tokens, str) and not Path(tokens).is_absolute():
+        data["tokens_file"] = str(base / tokens)
     regions = data.get("regions")
     if not isinstance(regions, dict):
         return

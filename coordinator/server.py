@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from beacon.serving import ServingServer, serve_until_signalled
+from beacon.tokens import load_tokens
 from beacon.v1 import coordinator_service_pb2_grpc
+from coordinator.auth import TokenAuth
 from coordinator.config import CoordinatorConfig
 from coordinator.jobs import JobManager
 from coordinator.preflight import check_agents
@@ -18,8 +20,9 @@ SERVICE_NAME = "beacon.v1.CoordinatorService"
 
 
 async def run_coordinator(config: CoordinatorConfig) -> None:
+    tokens = load_tokens(config.tokens_file) if config.tokens_file else {}
     # Bound first: a coordinator that cannot listen must not touch the store.
-    serving = ServingServer([SERVICE_NAME])
+    serving = ServingServer([SERVICE_NAME], [TokenAuth(tokens)])
     serving.bind(config.listen)
     store = await SqliteJobStore.open(config.store)
     jobs = JobManager(config, store)

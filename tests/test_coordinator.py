@@ -12,7 +12,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from beacon.channels import client_options
+from beacon.client import open_channel
 from beacon.digests import sha256_hex
 from beacon.signing import SigningKey
 from beacon.v1 import coordinator_service_pb2 as pb
@@ -52,9 +52,7 @@ async def make_deployment(
             for region in REGIONS
         ]
         coordinator = await start_coordinator(tmp_path, agents, **settings)
-        channel = grpc.aio.insecure_channel(
-            coordinator.address, options=client_options()
-        )
+        channel = open_channel(coordinator.endpoint)
         deployment = Deployment(
             coordinator,
             agents,
@@ -405,7 +403,7 @@ async def test_agent_of_another_region_never_gets_cells(
         ),
     )
     try:
-        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+        async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             _, result = await run_to_result(stub, job)
     finally:

@@ -4,6 +4,7 @@ driven by the `beacon` command line and by grpcurl, as users do."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -45,13 +46,30 @@ def deployment(state_dir: Path) -> Iterator[LocalDeployment]:
         group.stop_all()
 
 
-def beacon(*args: str) -> subprocess.CompletedProcess[str]:
+def beacon(*args: str, token: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "beacon"), *args],
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,
         check=False,
+        env={**os.environ, "BEACON_TOKEN": token},
+    )
+
+
+def run_minimal(
+    deployment: LocalDeployment, output: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`beacon run` of the minimal job, writing its result to `output`."""
+    return beacon(
+        *options,
+        "run",
+        str(MINIMAL),
+        "--coordinator",
+        deployment.coordinator,
+        "--output",
+        str(output),
+        token=deployment.token,
     )
 
 
@@ -81,14 +99,7 @@ def test_minimal_job_makes_exactly_one_real_call_per_cell(
     calls_before = len(read_call_log(deployment.call_log))
     output = tmp_path / "result.json"
 
-    run = beacon(
-        "run",
-        str(MINIMAL),
-        "--coordinator",
-        deployment.coordinator,
-        "--output",
-        str(output),
-    )
+    run = run_minimal(deployment, output)
 
     assert run.returncode == 0, run.stderr
     result = json_format.Parse(output.read_text(), job_pb2.JobResult())
@@ -135,15 +146,14 @@ def test_minimal_job_makes_exactly_one_real_call_per_cell(
 
 
 def test_show_and_list_read_the_stored_result(deployment: LocalDeployment) -> None:
-    submitted = beacon("submit", str(MINIMAL), "--coordinator", deployment.coordinator)
+    at = ("--coordinator", deployment.coordinator)
+    submitted = beacon("submit", str(MINIMAL), *at, token=deployment.token)
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.split()[0]
 
-    watched = beacon("watch", job_id, "--coordinator", deployment.coordinator)
-    shown = beacon(
-        "show", job_id, "--format", "json", "--coordinator", deployment.coordinator
-    )
-    listed = beacon("list", "--coordinator", deployment.coordinator)
+    watched = beacon("watch", job_id, *at, token=deployment.token)
+    shown = beacon("show", job_id, "--format", "json", *at, token=deployment.token)
+    listed = beacon("list", *at, token=deployment.token)
 
     assert watched.returncode == 0, watched.stderr
     assert shown.returncode == 0, shown.stderr
@@ -162,7 +172,9 @@ def test_bad_job_file_is_refused_with_the_field(
         "questions: [{id: q, text: 'Hi?'}]\n"
     )
 
-    run = beacon("run", str(job), "--coordinator", deployment.coordinator)
+    run = beacon(
+        "run", str(job), "--coordinator", deployment.coordinator, token=deployment.token
+    )
 
     assert run.returncode == 2
     assert "regions[1]" in run.stderr and "narnia" in run.stderr
@@ -188,7 +200,10 @@ def test_grpcurl_lists_and_describes_through_reflection(
 def test_grpcurl_submits_json_and_fetches_the_result(
     deployment: LocalDeployment,
 ) -> None:
+    bearer = f"authorization: Bearer {deployment.token}"
     submitted = grpcurl(
+        "-H",
+        bearer,
         "-d",
         "@",
         deployment.coordinator,
@@ -204,6 +219,8 @@ def test_grpcurl_submits_json_and_fetches_the_result(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         fetched = grpcurl(
+            "-H",
+            bearer,
             "-d",
             json.dumps({"job_id": job_id}),
             deployment.coordinator,
@@ -236,3 +253,45 @@ def test_grpcurl_reaches_an_agent(deployment: LocalDeployment, state_dir: Path) 
         "eu-west",
         "asia-pacific",
     }
+
+
+def test_calls_without_a_valid_token_are_refused(
+    deployment: LocalDeployment,
+) -> None:
+    """Health and reflection are open; everything else needs a known token."""
+    at = ("--coordinator", deployment.coordinator)
+
+    no_token = beacon("list", *at)
+    wrong_token = beacon("list", *at, token="bct_not-a-token-of-this-deployment")
+    by_grpcurl = grpcurl(
+        "-d",
+        "@",
+        deployment.coordinator,
+        "beacon.v1.CoordinatorService/SubmitJob",
+        stdin=MINIMAL_JSON.read_text(),
+    )
+
+    assert no_token.returncode == 2
+    assert "UNAUTHENTICATED" in no_token.stderr and "BEACON_TOKEN" in no_token.stderr
+    assert wrong_token.returncode == 2
+    assert "not known" in wrong_token.stderr
+    assert by_grpcurl.returncode != 0
+    assert "Unauthenticated" in by_grpcurl.stderr
+
+
+def test_the_token_never_reaches_a_log_or_a_result(
+    deployment: LocalDeployment, state_dir: Path, tmp_path: Path
+) -> None:
+    """Run a job with debug logging, then look for the token everywhere."""
+    output = tmp_path / "result.json"
+    run = run_minimal(deployment, output, "--log-level", "DEBUG")
+    assert run.returncode == 0, run.stderr
+
+    written = [path for path in state_dir.rglob("*") if path.is_file()]
+    texts = {path: path.read_bytes() for path in written if path.suffix != ".db"} | {
+        output: output.read_bytes()
+    }
+    assert any(path.suffix == ".log" for path in texts)
+    for path, data in texts.items():
+        assert deployment.token.encode() not in data, path
+    assert deployment.token not in run.stdout + run.stderr

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import grpc
-
+from beacon.client import open_channel
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
 from region_agent.service import RegionAgentService
@@ -73,7 +72,7 @@ async def test_in_flight_cells_never_exceed_advertised_capacity(tmp_path: Path) 
         for i in range(6):
             job.questions.add(id=f"q{i}", text=f"Question {i}?")
         try:
-            async with grpc.aio.insecure_channel(coordinator.address) as channel:
+            async with open_channel(coordinator.endpoint) as channel:
                 stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
                 events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
         finally:
@@ -106,7 +105,7 @@ async def test_concurrent_jobs_share_an_agents_capacity(tmp_path: Path) -> None:
         )
         coordinator = await start_coordinator(tmp_path, [agent])
         try:
-            async with grpc.aio.insecure_channel(coordinator.address) as channel:
+            async with open_channel(coordinator.endpoint) as channel:
                 stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
 
                 async def run(job: job_pb2.JobSpec) -> list[pb.JobEvent]:

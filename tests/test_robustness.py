@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from beacon.cells import cell_id_for
+from beacon.client import open_channel
 from beacon.digests import sha256_hex
 from beacon.processes import ProcessGroup
 from beacon.serving import ServingServer
@@ -87,7 +88,7 @@ async def run_job(
         tmp_path, [agent], wrap_store=wrap_store, retry_base_seconds=0.1
     )
     try:
-        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+        async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
     finally:
@@ -131,7 +132,7 @@ async def test_rejected_receipt_is_retried_not_stranded(
     coordinator = await start_coordinator(tmp_path, [agent], retry_base_seconds=0.1)
     job = one_region_job("rejected-retry", timeouts=SHORT)
     try:
-        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+        async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
     finally:
@@ -210,7 +211,7 @@ async def test_watchers_end_and_cancel_works_when_a_runner_fails(
     coordinator = await start_coordinator(tmp_path, [agent], wrap_store=wrap_store)
     job = one_region_job("dead-runner", questions=2)
     try:
-        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+        async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             events = await asyncio.wait_for(
                 _collect(stub.RunJob(pb.RunJobRequest(spec=job))), timeout=20
@@ -469,7 +470,7 @@ async def test_stopping_coordinator_tells_watchers_the_job_goes_on(
         coordinator = await start_coordinator(tmp_path, [agent])
         job = one_region_job("stopping", questions=2)
         try:
-            async with grpc.aio.insecure_channel(coordinator.address) as channel:
+            async with open_channel(coordinator.endpoint) as channel:
                 stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
                 call = stub.RunJob(pb.RunJobRequest(spec=job))
                 await call.read()
@@ -510,7 +511,7 @@ async def test_a_job_stored_afresh_is_executed_afresh(
             (tmp_path / store_dir).mkdir()
             coordinator = await start_coordinator(tmp_path / store_dir, [agent])
             try:
-                async with grpc.aio.insecure_channel(coordinator.address) as channel:
+                async with open_channel(coordinator.endpoint) as channel:
                     stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
                     events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
                     results.append(events[-1].result)
@@ -557,7 +558,7 @@ async def test_a_stream_ending_mid_decision_does_not_strand_the_cell(
 
     flaky[0].record_attempt_sent = fail_second_send  # type: ignore[method-assign]
     try:
-        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+        async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
     finally:
@@ -586,7 +587,7 @@ async def test_an_idle_job_holds_none_of_an_agents_slots(
     waiting.questions.add(id="q", text="[idle-slot] waiting?")
     quick = one_region_job("quick-after")
     try:
-        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+        async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             await stub.SubmitJob(pb.SubmitJobRequest(spec=waiting))
 

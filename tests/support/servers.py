@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beacon.client import Endpoint
 from beacon.serving import ServingServer
 from beacon.signing import SigningKey
+from beacon.tokens import Role, add_token, load_tokens
 from beacon.v1 import coordinator_service_pb2_grpc, region_agent_service_pb2_grpc
+from coordinator.auth import TokenAuth
 from coordinator.config import CoordinatorConfig
 from coordinator.jobs import JobManager
 from coordinator.service import CoordinatorService
@@ -72,6 +75,13 @@ class RunningCoordinator:
     jobs: JobManager
     store: SqliteJobStore
     serving: ServingServer
+    # A token allowed to submit and cancel, and a read-only one.
+    token: str
+    read_token: str
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.address, self.token)
 
     async def stop(self) -> None:
         await self.jobs.shutdown()
@@ -91,15 +101,25 @@ async def start_coordinator(
         regions.setdefault(agent.region, {"agents": []})["agents"].append(
             {"address": agent.address, "public_key": agent.key.public.b64}
         )
+    tokens_file = tmp_path / "tokens.yaml"
+    tokens_file.unlink(missing_ok=True)
+    token = add_token(tokens_file, "tester", Role.SUBMIT)
+    read_token = add_token(tokens_file, "reader", Role.READ)
     config = CoordinatorConfig.model_validate(
-        {"store": tmp_path / "coordinator.db", "regions": regions, **settings}
+        {
+            "store": tmp_path / "coordinator.db",
+            "regions": regions,
+            "tokens_file": tokens_file,
+            **settings,
+        }
     )
     store = await SqliteJobStore.open(config.store)
     jobs = JobManager(config, wrap_store(store) if wrap_store else store)
-    serving = ServingServer(["beacon.v1.CoordinatorService"])
+    tokens = load_tokens(config.tokens_file) if config.tokens_file else {}
+    serving = ServingServer(["beacon.v1.CoordinatorService"], [TokenAuth(tokens)])
     coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
         CoordinatorService(jobs), serving.server
     )
     address = serving.bind("127.0.0.1:0")
     await serving.start()
-    return RunningCoordinator(address, jobs, store, serving)
+    return RunningCoordinator(address, jobs, store, serving, token, read_token)
