@@ -9,6 +9,7 @@ import grpc
 import httpx
 import pytest
 
+from beacon.client import open_channel
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import (
     coordinator_service_pb2_grpc,
@@ -59,7 +60,7 @@ async def test_cancel_abandons_calls_in_flight_and_keeps_finished_outcomes(
     agent = await start_agent(tmp_path, "us-east", router.url, capacity=8)
     coordinator = await start_coordinator(tmp_path, [agent])
     try:
-        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+        async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             spec = job_with_a_slow_model("cancel-mid-call")
             await stub.SubmitJob(pb.SubmitJobRequest(spec=spec))
