@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from google.protobuf import json_format
-from pydantic import ValidationError
 from rich.console import Console
 
 from beacon import logs
@@ -20,12 +19,11 @@ from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
 from beacon.progress import StreamBroken
 from beacon.render import job_status_name, print_result
 from beacon.secret_files import SecretFileError
+from beacon.settings import ConfigError
 from beacon.signing import KeyFileError, SigningKey
 from beacon.tokens import TOKEN_ENV, read_token_file
 from beacon.urls import check_host_port
 from beacon.v1 import job_pb2
-from beacon.validation import setting_problems
-from coordinator.config import ConfigError
 
 DEFAULT_COORDINATOR = "127.0.0.1:50051"
 
@@ -48,46 +46,19 @@ def cmd_router(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from region_agent.config import AgentConfig
+    from region_agent.cli import config_from_args
     from region_agent.server import run_agent
 
-    try:
-        config = AgentConfig(
-            region=args.region,
-            router_url=args.router,
-            signing_key=args.signing_key,
-            listen=args.listen,
-            agent_id=args.agent_id,
-            capacity=args.capacity,
-            max_output_chars=args.max_output_chars,
-            ready_file=args.ready_file,
-        )
-        SigningKey.load(config.signing_key)
-    except ValidationError as exc:
-        raise UsageError(_validation_message("agent", exc)) from exc
-    asyncio.run(run_agent(config))
+    asyncio.run(run_agent(config_from_args(args)))
     return 0
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
-    from coordinator.config import ConfigError, load_coordinator_config
+    from coordinator.cli import config_from_args
     from coordinator.server import run_coordinator
 
-    try:
-        config = load_coordinator_config(
-            args.config,
-            listen=args.listen,
-            store=args.store,
-            ready_file=args.ready_file,
-        )
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
-    asyncio.run(run_coordinator(config))
+    asyncio.run(run_coordinator(config_from_args(args)))
     return 0
-
-
-def _validation_message(what: str, exc: ValidationError) -> str:
-    return f"invalid {what} settings:\n  " + "\n  ".join(setting_problems(exc))
 
 
 # Keys and local deployment
@@ -254,7 +225,10 @@ def _add_coordinator_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from beacon.config_command import add_config_command
+    from coordinator.cli import add_arguments as add_coordinator_arguments
     from local_router.cli import add_arguments as add_router_arguments
+    from region_agent.cli import add_arguments as add_agent_arguments
 
     parser = argparse.ArgumentParser(
         prog="beacon",
@@ -274,26 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_router_arguments(router)
 
     agent = command("agent", cmd_agent, "run a region agent")
-    agent.add_argument("--region", required=True, help="us-east, eu-west, asia-pacific")
-    agent.add_argument(
-        "--router", required=True, metavar="URL", help="hybrid router URL"
-    )
-    agent.add_argument(
-        "--signing-key", required=True, type=Path, help="Ed25519 key (PEM)"
-    )
-    agent.add_argument("--listen", default="127.0.0.1:50061", metavar="HOST:PORT")
-    agent.add_argument("--agent-id", default="")
-    agent.add_argument("--capacity", type=int, default=16, help="cells at once")
-    agent.add_argument("--max-output-chars", type=int, default=100_000)
-    agent.add_argument("--ready-file", type=Path)
+    add_agent_arguments(agent)
 
     coordinator = command("coordinator", cmd_coordinator, "run the coordinator")
-    coordinator.add_argument("--config", required=True, type=Path, help="YAML config")
-    coordinator.add_argument(
-        "--listen", metavar="HOST:PORT", help="overrides the config"
-    )
-    coordinator.add_argument("--store", type=Path, help="overrides the config")
-    coordinator.add_argument("--ready-file", type=Path)
+    add_coordinator_arguments(coordinator)
+
+    add_config_command(sub)
 
     keygen = command("keygen", cmd_keygen, "create an agent's Ed25519 signing key")
     keygen.add_argument("--out", required=True, type=Path, help="private key path")

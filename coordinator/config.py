@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from beacon.jobspec import DEFAULT_MAX_CELLS
 from beacon.regions import KNOWN_REGIONS, canonical_region
+from beacon.settings import ConfigError, ServerSettings, load_settings
 from beacon.signing import KeyFileError, PublicKey, load_public_key
 from beacon.urls import check_host_port
-from beacon.validation import setting_problems
-from beacon.yamlfiles import load_yaml
 from coordinator.analysis.thresholds import AnalysisThresholds
+
+__all__ = ["AgentEndpoint", "ConfigError", "CoordinatorConfig", "RegionConfig"]
 
 
 class AgentEndpoint(BaseModel):
@@ -49,8 +50,12 @@ class RegionConfig(BaseModel):
     agents: list[AgentEndpoint] = Field(min_length=1)
 
 
-class CoordinatorConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class CoordinatorConfig(ServerSettings):
+    """File < BEACON_COORDINATOR_* environment < flags; see `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix="BEACON_COORDINATOR_"
+    )
 
     listen: str = Field(default="127.0.0.1:50051", description="host:port to serve on.")
     store: Path = Field(default=Path(".beacon/beacon.db"), description="SQLite file.")
@@ -123,22 +128,11 @@ def _resolve_key_paths(data: dict[str, Any], base: Path) -> None:
                 agent["public_key"] = str(base / key)
 
 
-class ConfigError(ValueError):
-    """A configuration file that cannot be used, with what to fix."""
-
-
-def load_coordinator_config(path: Path, **overrides: object) -> CoordinatorConfig:
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read coordinator config {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    _resolve_key_paths(data, path.parent)
-    try:
-        return CoordinatorConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"{path}: invalid configuration:\n  " + "\n  ".join(setting_problems(exc))
-        ) from exc
+def load_coordinator_config(
+    path: Path | None, **overrides: object
+) -> CoordinatorConfig:
+    """The coordinator's settings from `path`, the environment and `overrides`
+    (flags; None means not given)."""
+    return load_settings(
+        CoordinatorConfig, file=path, flags=overrides, adjust_file=_resolve_key_paths
+    )

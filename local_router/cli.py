@@ -6,18 +6,13 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import NoReturn, TypeVar
-
-from pydantic import ValidationError
+from typing import Any, NoReturn, TypeVar
 
 from beacon.regions import KNOWN_REGIONS
+from beacon.settings import add_config_flag, load_settings
 from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
 from local_router import flags
-from local_router.config import (
-    ConfigError,
-    RouterConfig,
-    UpstreamConfig,
-)
+from local_router.config import ConfigError, RouterConfig
 from local_router.faults import FAULT_SHAPES
 from local_router.server import RouterStartupError, serve
 
@@ -37,11 +32,14 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the router's flags; dests are prefixed so they never clash."""
+    """Add the router's flags; dests are prefixed so they never clash.
+
+    A flag left out keeps the value of the config file or environment.
+    """
+    add_config_flag(parser, RouterConfig, dest="router_config")
     parser.add_argument(
         "--host",
         dest="router_host",
-        default="127.0.0.1",
         metavar="HOST",
         help="address to listen on (default 127.0.0.1)",
     )
@@ -49,7 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--port",
         dest="router_port",
         type=flags.port,
-        default=0,
         metavar="PORT",
         help="0 (the default) picks a free port",
     )
@@ -107,7 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--offline-latency",
         dest="router_offline_latency",
         type=flags.seconds,
-        default=0.0,
         metavar="SECONDS",
         help="artificial delay of each offline answer",
     )
@@ -149,50 +145,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Flags spelled differently from the setting they set.
+FLAG_NAMES = {
+    "regions": "--region",
+    "upstreams": "--upstream",
+    "offline_latency_seconds": "--offline-latency",
+}
+
+
 def config_from_args(args: argparse.Namespace) -> RouterConfig:
-    """Build a RouterConfig from parsed flags, or raise ConfigError."""
-    regions: list[str] = args.router_regions or list(KNOWN_REGIONS)
+    """File < BEACON_ROUTER_* environment < flags, or raise ConfigError."""
     urls = _unique("--upstream", args.router_upstreams)
     timeouts = _unique("--upstream-timeout", args.router_upstream_timeouts)
     key_envs = _unique("--upstream-api-key-env", args.router_api_key_envs)
-    model_maps: dict[str, dict[str, str]] = {}
+    upstreams: dict[str, dict[str, Any]] = {}
+    for region, url in urls.items():
+        upstreams.setdefault(region, {})["url"] = url
+    for region, timeout in timeouts.items():
+        upstreams.setdefault(region, {})["timeout_seconds"] = timeout
+    for region, env in key_envs.items():
+        upstreams.setdefault(region, {})["api_key_env"] = env
     for region, beacon_model, upstream_model in args.router_model_maps or []:
-        mapping = model_maps.setdefault(region, {})
+        mapping = upstreams.setdefault(region, {}).setdefault("model_map", {})
         if beacon_model in mapping:
             raise ConfigError(f"--model-map gives {region}:{beacon_model} twice")
         mapping[beacon_model] = upstream_model
-    for flag, named in (
-        ("--model-map", model_maps),
-        ("--upstream-timeout", timeouts),
-        ("--upstream-api-key-env", key_envs),
-    ):
-        stray = sorted(set(named) - set(urls))
-        if stray:
-            raise ConfigError(f"{flag} for {', '.join(stray)}, which has no --upstream")
-    try:
-        upstreams = {
-            region: UpstreamConfig(
-                url=url,
-                model_map=model_maps.get(region, {}),
-                api_key_env=key_envs.get(region),
-                timeout_seconds=timeouts.get(region, DEFAULT_UPSTREAM_SECONDS),
-            )
-            for region, url in urls.items()
-        }
-        return RouterConfig(
-            host=args.router_host,
-            port=args.router_port,
-            regions=regions,
-            upstreams=upstreams,
-            call_log=args.router_call_log,
-            offline_latency_seconds=args.router_offline_latency,
-            fault_rates=_unique("--fault-rate", args.router_fault_rates),
-            fault_seed=args.router_fault_seed,
-            fault_control=args.router_fault_control,
-            ready_file=args.router_ready_file,
-        )
-    except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from exc
+    flags = {
+        "host": args.router_host,
+        "port": args.router_port,
+        "regions": args.router_regions,
+        "upstreams": upstreams or None,
+        "call_log": args.router_call_log,
+        "offline_latency_seconds": args.router_offline_latency,
+        "fault_rates": _unique("--fault-rate", args.router_fault_rates) or None,
+        "fault_seed": args.router_fault_seed,
+        "fault_control": args.router_fault_control or None,
+        "ready_file": args.router_ready_file,
+    }
+    return load_settings(
+        RouterConfig, file=args.router_config, flags=flags, flag_names=FLAG_NAMES
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,13 +225,6 @@ def _unique(flag: str, pairs: list[tuple[str, T]] | None) -> dict[str, T]:
             raise ConfigError(f"{flag} gives {region} twice")
         result[region] = value
     return result
-
-
-def _one_line(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-        for error in exc.errors()
-    )
 
 
 def _fail(exc: Exception, code: int) -> int:

@@ -7,22 +7,22 @@ import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from beacon.channels import ROUTER_IDLE_TIMEOUT_SECONDS
 from beacon.regions import KNOWN_REGIONS
+from beacon.settings import ConfigError, ServerSettings
 from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
 from beacon.urls import check_http_url
 from local_router.faults import FaultPlan
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["ConfigError", "RouterConfig", "UpstreamConfig", "check_region_id"]
+
 # Canonical ids only ("eu-west"); aliases such as "EU" are mapped at the edge.
 REGION_ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class ConfigError(ValueError):
-    """The router cannot be built from the settings it was given."""
 
 
 def check_region_id(region: str) -> str:
@@ -66,10 +66,15 @@ class UpstreamConfig(BaseModel):
         return name
 
 
-class RouterConfig(BaseModel):
-    """Everything `create_app` and `serve` need."""
+class RouterConfig(ServerSettings):
+    """Everything `create_app` and `serve` need.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    File < BEACON_ROUTER_* environment < flags; see `load_settings`.
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix="BEACON_ROUTER_"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from beacon.regions import KNOWN_REGIONS, canonical_region
+from beacon.settings import ServerSettings, load_settings
 from beacon.urls import check_host_port, check_http_url
 
 
-class AgentConfig(BaseModel):
-    """Everything an agent needs; the router URL comes from here only."""
+class AgentConfig(ServerSettings):
+    """Everything an agent needs; the router URL comes from here only.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    File < BEACON_AGENT_* environment < flags; see `load_settings`.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix="BEACON_AGENT_"
+    )
 
     region: str = Field(description="Canonical region this agent serves.")
     router_url: str = Field(description="Base URL of the hybrid router.")
     signing_key: Path = Field(description="Ed25519 private key (PEM, mode 0600).")
-    listen: str = Field(default="127.0.0.1:0", description="host:port to serve on.")
+    listen: str = Field(default="127.0.0.1:50061", description="host:port to serve on.")
     agent_id: str = Field(
         default="", description="Defaults to agent-<region>-<key id prefix>."
     )
@@ -56,3 +64,13 @@ class AgentConfig(BaseModel):
         """The configured id, or one naming the region and the signing key,
         so replicas of a region are told apart in receipts and logs."""
         return self.agent_id or f"agent-{self.region}-{key_id.rsplit(':', 1)[-1][:8]}"
+
+
+# Flags spelled differently from the setting they set.
+FLAG_NAMES = {"router_url": "--router"}
+
+
+def load_agent_config(path: Path | None, **flags: Any) -> AgentConfig:
+    """The agent's settings from `path`, the environment and `flags` (None
+    means not given); raises ConfigError naming the setting at fault."""
+    return load_settings(AgentConfig, file=path, flags=flags, flag_names=FLAG_NAMES)

@@ -1,0 +1,165 @@
+"""`beacon config SERVER [flags]`: print a server's effective configuration.
+
+The same flags, file and `BEACON_*` variables the server would read are
+merged and validated; the result is printed as YAML (secrets masked), with
+the timeout hierarchy the server takes part in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import yaml
+
+from beacon import timeouts
+from beacon.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+COLD_START_SECONDS = 150.0
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One level of the hierarchy: what it bounds, its setting, its seconds."""
+
+    name: str
+    setting: str
+    seconds: float
+
+
+def add_config_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    from coordinator import cli as coordinator_cli
+    from local_router import cli as router_cli
+    from region_agent import cli as agent_cli
+
+    text = "print a server's effective configuration and timeout hierarchy"
+    config = sub.add_parser("config", help=text, description=text)
+    servers = config.add_subparsers(dest="server", required=True, metavar="SERVER")
+    for name, module in (
+        ("coordinator", coordinator_cli),
+        ("agent", agent_cli),
+        ("router", router_cli),
+    ):
+        server = servers.add_parser(name, help=f"the {name}'s settings")
+        module.add_arguments(server)
+        server.set_defaults(handler=_printer(module.config_from_args))
+
+
+def _printer(
+    build: Callable[[argparse.Namespace], ServerSettings],
+) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        print(render(args.server, build(args)), end="")
+        return 0
+
+    return handler
+
+
+def render(server: str, config: ServerSettings) -> str:
+    """The effective settings as YAML, then the timeout hierarchy."""
+    prefix = config.env_prefix()
+    lines = [
+        f"# {server}: effective settings (config file < {prefix}* < flags)",
+        yaml.safe_dump(
+            config.model_dump(mode="json"), sort_keys=False, allow_unicode=True
+        ).rstrip(),
+        "",
+        "# timeout hierarchy, innermost first (seconds)",
+    ]
+    layers = hierarchy(config)
+    width = max(len(layer.name) for layer in layers)
+    lines += [
+        f"#   {layer.name:<{width}}  {layer.seconds:>7g}  {layer.setting}"
+        for layer in layers
+    ]
+    lines += [f"# {check}" for check in checks(layers)]
+    return "\n".join(lines) + "\n"
+
+
+def hierarchy(config: ServerSettings) -> list[Layer]:
+    """Upstream < router call < cell attempt < job, with this server's part."""
+    layers = []
+    upstreams = getattr(config, "upstreams", None)
+    if upstreams:
+        longest = max(upstream.timeout_seconds for upstream in upstreams.values())
+        layers.append(
+            Layer("upstream model server", "upstreams.*.timeout_seconds", longest)
+        )
+    elif upstreams is None:
+        layers.append(
+            Layer(
+                "upstream model server",
+                "router --upstream-timeout (default)",
+                timeouts.DEFAULT_UPSTREAM_SECONDS,
+            )
+        )
+    layers.append(
+        Layer(
+            "router call",
+            "job timeouts.router_call_seconds (default)",
+            timeouts.DEFAULT_ROUTER_CALL_SECONDS,
+        )
+    )
+    cap = getattr(config, "max_router_timeout_seconds", None)
+    if cap is not None:
+        layers.append(
+            Layer("router call cap (agent)", "max_router_timeout_seconds", cap)
+        )
+    layers += [
+        Layer(
+            "cell attempt",
+            "job timeouts.cell_attempt_seconds (default)",
+            timeouts.DEFAULT_CELL_ATTEMPT_SECONDS,
+        ),
+        Layer(
+            "job", "job timeouts.job_seconds (default)", timeouts.DEFAULT_JOB_SECONDS
+        ),
+    ]
+    return layers
+
+
+def checks(layers: list[Layer]) -> list[str]:
+    """One line per relation that holds or not; a cap is not a layer."""
+    seconds = {layer.name: layer.seconds for layer in layers}
+    found = []
+    upstream = seconds.get("upstream model server")
+    if upstream is not None:
+        found.append(
+            _check(
+                upstream > COLD_START_SECONDS,
+                f"a {COLD_START_SECONDS:g} s cold start fits in the upstream "
+                f"timeout ({upstream:g} s)",
+            )
+        )
+        found.append(
+            _check(
+                upstream < seconds["router call"],
+                "the upstream gives up before the router call, so the agent "
+                "sees the upstream's own error",
+            )
+        )
+    cap = seconds.get("router call cap (agent)")
+    if cap is not None:
+        found.append(
+            _check(
+                seconds["router call"] <= cap,
+                "the agent's cap does not cut the default router call short",
+            )
+        )
+    found.append(
+        _check(
+            seconds["router call"] < seconds["cell attempt"] < seconds["job"],
+            "router call < cell attempt < job",
+        )
+    )
+    return found
+
+
+def _check(holds: bool, text: str) -> str:
+    return f"{'ok' if holds else 'PROBLEM'}: {text}"

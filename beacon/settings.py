@@ -1,0 +1,187 @@
+"""One typed configuration per server, from three layers.
+
+A setting comes from the server's YAML file, is overridden by a `BEACON_*`
+environment variable, which is overridden by a command-line flag. The merged
+values are validated once, at start; a problem is reported as one line that
+names the setting and where its value came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsError,
+)
+
+from beacon.yamlfiles import load_yaml
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound="ServerSettings")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with what to fix."""
+
+
+class ServerSettings(BaseSettings):
+    """Base of every server's settings.
+
+    Building one directly uses only the values given; `load_settings` adds
+    the file and the environment under them.
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    @classmethod
+    def env_prefix(cls) -> str:
+        return str(cls.model_config.get("env_prefix", ""))
+
+
+def add_config_flag(
+    parser: argparse.ArgumentParser, model: type[ServerSettings], dest: str = "config"
+) -> None:
+    parser.add_argument(
+        "--config",
+        dest=dest,
+        type=Path,
+        metavar="FILE",
+        help=f"YAML file of settings ({model.env_prefix()}* and flags override it)",
+    )
+
+
+def load_settings(
+    model: type[S],
+    *,
+    file: Path | None,
+    flags: Mapping[str, Any],
+    flag_names: Mapping[str, str] | None = None,
+    adjust_file: Callable[[dict[str, Any], Path], None] | None = None,
+) -> S:
+    """Merge file < environment < flags into `model`, or raise ConfigError.
+
+    `flags` maps each setting that has a flag to its value (None: not
+    given); `flag_names` names the flag where it is not spelled like the
+    setting.
+    `adjust_file` may rewrite file values relative to the file's folder.
+    """
+    file_values = read_settings_file(file) if file is not None else {}
+    if file is not None and adjust_file is not None:
+        adjust_file(file_values, file.parent)
+    env_values = _environment(model)
+    flag_values = {k: v for k, v in flags.items() if v is not None}
+    merged = _deep_merge(_deep_merge(file_values, env_values), flag_values)
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        origins = _Origins(model, file, file_values, env_values, flag_values)
+        origins.flag_names.update(
+            {k: flag_names.get(k, _flag(k)) if flag_names else _flag(k) for k in flags}
+        )
+        raise ConfigError(origins.describe(exc)) from exc
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {_flat(exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def _environment(model: type[ServerSettings]) -> dict[str, Any]:
+    source = EnvSettingsSource(
+        model,
+        env_prefix=model.env_prefix(),
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+    try:
+        return dict(source())
+    except SettingsError as exc:
+        raise ConfigError(
+            f"environment: {_flat(exc)} (variables start with {model.env_prefix()}; "
+            "structured values are JSON)"
+        ) from exc
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _flag(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+def _flat(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+class _Origins:
+    """Says which layer gave the setting a validation error is about."""
+
+    def __init__(
+        self,
+        model: type[ServerSettings],
+        file: Path | None,
+        file_values: Mapping[str, Any],
+        env_values: Mapping[str, Any],
+        flag_values: Mapping[str, Any],
+    ) -> None:
+        self.prefix = model.env_prefix()
+        self.file = file
+        self.file_values = file_values
+        self.env_values = env_values
+        self.flag_values = flag_values
+        self.flag_names: dict[str, str] = {}
+
+    def describe(self, exc: ValidationError) -> str:
+        problems = []
+        for error in exc.errors():
+            loc = [str(part) for part in error["loc"]]
+            setting = ".".join(loc) or "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{setting}: {message}{self.origin(loc)}")
+        return "invalid settings: " + "; ".join(problems)
+
+    def origin(self, loc: list[str]) -> str:
+        top = loc[0] if loc else ""
+        if not top:
+            return ""
+        variable = f"{self.prefix}{top.upper()}"
+        if top in self.flag_values:
+            return f" (from {self.flag_names[top]})"
+        if top in self.env_values:
+            return f" (from environment variable {variable})"
+        if top in self.file_values:
+            return f" (from {self.file})"
+        ways = [self.flag_names[top]] if top in self.flag_names else []
+        ways += [variable, f"'{top}:' in the config file"]
+        return f" (give {', '.join(ways[:-1])} or {ways[-1]})"

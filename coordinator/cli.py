@@ -1,0 +1,27 @@
+"""The coordinator's command-line flags, layered over its file and environment."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from beacon.settings import add_config_flag
+from coordinator.config import CoordinatorConfig, load_coordinator_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags left out keep the value of the config file or environment."""
+    add_config_flag(parser, CoordinatorConfig)
+    parser.add_argument("--listen", metavar="HOST:PORT", help="address to serve on")
+    parser.add_argument("--store", type=Path, help="SQLite job store")
+    parser.add_argument("--ready-file", type=Path)
+
+
+def config_from_args(args: argparse.Namespace) -> CoordinatorConfig:
+    """Raises ConfigError naming the setting at fault."""
+    return load_coordinator_config(
+        args.config,
+        listen=args.listen,
+        store=args.store,
+        ready_file=args.ready_file,
+    )

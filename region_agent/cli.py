@@ -1,0 +1,45 @@
+"""The agent's command-line flags, layered over its file and environment."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from beacon.settings import ConfigError, add_config_flag
+from beacon.signing import KeyFileError, SigningKey
+from region_agent.config import AgentConfig, load_agent_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags left out keep the value of the config file or environment."""
+    add_config_flag(parser, AgentConfig)
+    parser.add_argument("--region", help="us-east, eu-west, asia-pacific")
+    parser.add_argument("--router", metavar="URL", help="hybrid router URL")
+    parser.add_argument("--signing-key", type=Path, help="Ed25519 key (PEM)")
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help="address to serve on (127.0.0.1:50061)"
+    )
+    parser.add_argument("--agent-id")
+    parser.add_argument("--capacity", type=int, help="cells at once (16)")
+    parser.add_argument("--max-output-chars", type=int, help="(100000)")
+    parser.add_argument("--ready-file", type=Path)
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    """Raises ConfigError naming the setting at fault, or a bad key file."""
+    config = load_agent_config(
+        args.config,
+        region=args.region,
+        router_url=args.router,
+        signing_key=args.signing_key,
+        listen=args.listen,
+        agent_id=args.agent_id,
+        capacity=args.capacity,
+        max_output_chars=args.max_output_chars,
+        ready_file=args.ready_file,
+    )
+    try:
+        SigningKey.load(config.signing_key)
+    except KeyFileError as exc:
+        raise ConfigError(f"signing_key: {exc}") from exc
+    return config

@@ -1,0 +1,168 @@
+"""One configuration per server: file < BEACON_* environment < flags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from beacon.settings import ConfigError
+from beacon.signing import SigningKey
+from coordinator.config import load_coordinator_config
+from region_agent.config import load_agent_config
+
+BIN = Path(sys.executable).parent
+
+
+def beacon(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [str(BIN / "beacon"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("BEACON_")},
+            **(env or {}),
+        },
+    )
+
+
+@pytest.fixture
+def coordinator_file(tmp_path: Path) -> Path:
+    SigningKey.generate().write(tmp_path / "us-east.key")
+    path = tmp_path / "coordinator.yaml"
+    path.write_text(
+        "listen: 127.0.0.1:50051\n"
+        "store: from-file.db\n"
+        "retry_max_seconds: 7\n"
+        "regions:\n"
+        "  US:\n"
+        "    agents: [{address: '127.0.0.1:50061', public_key: us-east.pub}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_flags_override_environment_which_overrides_the_file(
+    coordinator_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BEACON_COORDINATOR_LISTEN", "127.0.0.1:6000")
+    monkeypatch.setenv("BEACON_COORDINATOR_STORE", "from-env.db")
+
+    config = load_coordinator_config(coordinator_file, store=Path("from-flag.db"))
+
+    assert config.listen == "127.0.0.1:6000"  # environment over file
+    assert config.store == Path("from-flag.db")  # flag over environment
+    assert config.retry_max_seconds == 7  # file over default
+    assert config.region_ids == ("us-east",)
+    # A relative key path is read from beside the file.
+    assert config.regions["us-east"].agents[0].pinned_key()
+
+
+def test_nested_settings_come_from_json_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = SigningKey.generate()
+    monkeypatch.setenv(
+        "BEACON_COORDINATOR_REGIONS",
+        '{"eu-west": {"agents": [{"address": "127.0.0.1:50062", '
+        f'"public_key": "{key.public.b64}"}}]}}}}',
+    )
+    config = load_coordinator_config(None)
+    assert config.region_ids == ("eu-west",)
+
+
+def test_an_error_names_the_setting_and_where_its_value_came_from(
+    coordinator_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BEACON_COORDINATOR_RETRY_BASE_SECONDS", "-1")
+    with pytest.raises(ConfigError) as caught:
+        load_coordinator_config(coordinator_file, listen="nowhere")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "listen:" in message and "(from --listen)" in message
+    assert "retry_base_seconds:" in message
+    assert "BEACON_COORDINATOR_RETRY_BASE_SECONDS" in message
+
+
+def test_a_missing_setting_says_how_to_give_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_agent_config(None, region="EU", router_url=None, signing_key=None)
+    message = str(caught.value)
+    assert "router_url: Field required" in message
+    assert "--router" in message and "BEACON_AGENT_ROUTER_URL" in message
+
+
+def test_unknown_setting_in_a_file_is_refused(coordinator_file: Path) -> None:
+    coordinator_file.write_text(
+        coordinator_file.read_text() + "retries_max: 3\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="retries_max: Extra inputs"):
+        load_coordinator_config(coordinator_file)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["agent", "--region", "Mars"], {}, "region"),
+        (
+            ["agent", "--region", "EU", "--router", "http://127.0.0.1:1"],
+            {"BEACON_AGENT_CAPACITY": "lots"},
+            "BEACON_AGENT_CAPACITY",
+        ),
+        (["coordinator"], {}, "regions"),
+        (["coordinator"], {"BEACON_COORDINATOR_REGIONS": "{not json"}, "regions"),
+        (["router", "--config", "missing.yaml"], {}, "missing.yaml"),
+        (["router"], {"BEACON_ROUTER_PORT": "70000"}, "BEACON_ROUTER_PORT"),
+    ],
+)
+def test_bad_configuration_exits_with_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    result = beacon(*args, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+
+
+def test_beacon_config_prints_effective_settings_and_timeouts(
+    coordinator_file: Path,
+) -> None:
+    result = beacon(
+        "config",
+        "coordinator",
+        "--config",
+        str(coordinator_file),
+        "--listen",
+        "127.0.0.1:7000",
+        env={"BEACON_COORDINATOR_RETRY_MAX_SECONDS": "9"},
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "listen: 127.0.0.1:7000" in out
+    assert "retry_max_seconds: 9.0" in out
+    assert "us-east:" in out
+    assert "router call < cell attempt < job" in out
+    assert "ok: a 150 s cold start fits" in out
+    assert "PROBLEM" not in out
+
+
+def test_beacon_config_flags_a_timeout_that_breaks_the_hierarchy(
+    tmp_path: Path,
+) -> None:
+    result = beacon(
+        "config",
+        "router",
+        "--upstream",
+        "eu-west=http://127.0.0.1:1/v1",
+        "--upstream-timeout",
+        "eu-west=200",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PROBLEM: the upstream gives up before the router call" in result.stdout
