@@ -48,6 +48,7 @@ class CallLog:
             "served_region": served.served_region if served else None,
             "success": served.success if served else False,
             "error_code": served.error_code if served else None,
+            "answer_sha256": served.answer_sha256 if served else None,
             "http_status": served.status if served else None,
             "fault": fault,
             "idempotency_key": idempotency_key,

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from beacon.digests import sha256_hex
 from local_router.schema import InferenceReply
 
 JSON: str = "application/json"
@@ -23,6 +24,8 @@ class Served:
     served_region: str | None = None
     error_code: str | None = None
     fault: str | None = None
+    # Of the answer, so a record can be matched with the receipt made of it.
+    answer_sha256: str | None = None
 
     @classmethod
     def of_reply(cls, reply: InferenceReply, fault: str | None = None) -> Served:
@@ -35,6 +38,9 @@ class Served:
             served_region=reply.metadata.region,
             error_code=reply.error_code,
             fault=fault,
+            answer_sha256=None
+            if reply.response is None
+            else sha256_hex(reply.response),
         )
 
     @classmethod

@@ -360,6 +360,7 @@ def test_call_log_has_one_line_per_call_with_the_exact_prompt(tmp_path: Path) ->
         "served_region": "us-east",
         "success": True,
         "error_code": None,
+        "answer_sha256": entries[0]["answer_sha256"],
         "http_status": 200,
         "fault": None,
         "idempotency_key": None,

@@ -1,0 +1,251 @@
+"""Faults, reproduced with real processes: a router that injects them and
+records every call, and agents and a coordinator that are killed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from beacon.channels import client_options
+from beacon.v1 import coordinator_service_pb2 as pb
+from beacon.v1 import coordinator_service_pb2_grpc, job_pb2, receipt_pb2
+from chaos.deployment import Deployment
+from chaos.plan import ChaosPlan
+from chaos.report import build_report, read_calls
+from chaos.run import run_chaos, watch_to_the_end
+from tests.support.router_process import RunningRouter, start_router
+from tests.support.servers import start_agent, start_coordinator
+
+pytestmark = pytest.mark.e2e
+
+# Each question's text names the fault its first calls get.
+SHAPES = {
+    "transient": ("transient", 2),
+    "unavailable": ("unavailable", 1),
+    "not-json": ("not-json", 1),
+    "hang": ("hang", 1),
+    "permanent": ("permanent", 1),
+    "invalid": ("invalid", 1),
+    "not-found": ("not-found", 1),
+    "other-region": ("other-region", 1),
+}
+
+
+@pytest.fixture
+async def router(tmp_path: Path) -> AsyncIterator[RunningRouter]:
+    with start_router(tmp_path, "--fault-control") as running:
+        yield running
+
+
+async def test_each_router_failure_shape_gets_its_own_code_and_retry_decision(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    rules = [
+        {"shape": shape, "count": count, "prompt_contains": f"<{name}>"}
+        for name, (shape, count) in SHAPES.items()
+    ]
+    async with httpx.AsyncClient(trust_env=False) as http:
+        reply = await http.post(f"{router.url}/faults", json={"rules": rules})
+        reply.raise_for_status()
+    spec = job_pb2.JobSpec(
+        job_id="shapes",
+        models=["llama3.2-1b"],
+        regions=["us-east"],
+        max_attempts=4,
+        timeouts=job_pb2.Timeouts(
+            router_call_seconds=1, cell_attempt_seconds=2, job_seconds=60
+        ),
+    )
+    for name in SHAPES:
+        spec.questions.add(id=name.replace("-", "_"), text=f"<{name}> a question")
+    agent = await start_agent(tmp_path, "us-east", router.url)
+    coordinator = await start_coordinator(tmp_path, [agent], retry_base_seconds=0.05)
+    try:
+        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+            events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=spec))]
+    finally:
+        await coordinator.stop()
+        await agent.stop()
+    outcomes = {o.question_id: o for o in events[-1].result.outcomes}
+
+    def history(question_id: str) -> list[tuple[str, bool]]:
+        return [
+            (a.failure.code, a.failure.retryable)
+            for a in outcomes[question_id].attempts
+        ]
+
+    # Transient shapes are retried by the coordinator until one succeeds.
+    transient = {
+        "transient": [("PROVIDER_HTTP_502", True)] * 2,
+        "unavailable": [("ROUTER_UNAVAILABLE", True)],
+        "not_json": [("ROUTER_REPLY_INVALID", True)],
+        "hang": [("ROUTER_TIMEOUT", True)],
+    }
+    for question_id, failures in transient.items():
+        outcome = outcomes[question_id]
+        assert outcome.status == job_pb2.CELL_STATUS_COMPLETED, question_id
+        assert history(question_id)[: len(failures)] == failures
+        assert len(outcome.attempts) == len(failures) + 1
+        body = receipt_pb2.ReceiptBody.FromString(outcome.receipt.body)
+        assert body.attempt == len(failures) + 1
+    # Permanent ones end the cell at once, with their own code.
+    permanent = {
+        "permanent": "MODEL_NOT_SERVED",
+        "invalid": "ROUTER_REJECTED_REQUEST",
+        "not_found": "ROUTER_NOT_FOUND",
+    }
+    for question_id, code in permanent.items():
+        outcome = outcomes[question_id]
+        assert outcome.status == job_pb2.CELL_STATUS_FAILED, question_id
+        assert history(question_id) == [(code, False)]
+    # A success from another region is a mismatch, never retried elsewhere.
+    substituted = outcomes["other_region"]
+    assert substituted.status == job_pb2.CELL_STATUS_REGION_MISMATCH
+    assert history("other_region") == [("REGION_MISMATCH", False)]
+    assert substituted.answer == ""
+
+
+async def test_fault_run_ends_every_cell_once_through_kills_and_faults(
+    tmp_path: Path,
+) -> None:
+    """The `make chaos` run, smaller: 20% failing calls, 2% hangs, the
+    agent of one region killed twice and the coordinator once."""
+    plan = ChaosPlan(questions=4, agent_capacity=2, latency_seconds=0.2, seed=3)
+
+    report = await run_chaos(plan, tmp_path)
+
+    assert report.cells == plan.cells
+    assert report.open_cells == 0
+    assert report.duplicate_successes == 0, report.lines()
+    assert report.lost_receipts == 0, report.lost_detail
+    assert report.unverified_receipts == 0
+    assert len([e for e in report.events if "killed" in e]) == 3
+    assert report.router_calls >= plan.cells
+    assert sum(report.outcomes.values()) == plan.cells
+
+
+async def submit(address: str, spec: job_pb2.JobSpec) -> None:
+    async with grpc.aio.insecure_channel(address, options=client_options()) as channel:
+        stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+        await stub.SubmitJob(pb.SubmitJobRequest(spec=spec))
+
+
+def small_job(job_id: str, questions: int, job_seconds: float) -> job_pb2.JobSpec:
+    spec = job_pb2.JobSpec(
+        job_id=job_id,
+        models=["llama3.2-1b", "mistral-7b"],
+        regions=["us-east", "eu-west"],
+        timeouts=job_pb2.Timeouts(
+            router_call_seconds=2, cell_attempt_seconds=3, job_seconds=job_seconds
+        ),
+    )
+    for i in range(questions):
+        spec.questions.add(id=f"q{i}", text=f"[{job_id}] question {i}?")
+    return spec
+
+
+async def test_a_lost_replica_moves_its_cells_to_the_other(tmp_path: Path) -> None:
+    deployment = Deployment(
+        tmp_path,
+        ("us-east", "eu-west"),
+        replicas={"us-east": 2},
+        router_args=("--offline-latency", "0.2"),
+        agent_capacity=2,
+    )
+    await asyncio.to_thread(deployment.start)
+    try:
+        spec = small_job("replicas", questions=10, job_seconds=120)
+        await submit(deployment.coordinator_address, spec)
+        doomed = deployment.agents_of("us-east")[0]
+        killed = False
+
+        async def kill_midway(counts: job_pb2.JobCounts) -> bool:
+            nonlocal killed
+            if not killed and counts.total - counts.open >= counts.total // 4:
+                deployment.kill_agent(doomed)
+                killed = True
+            return False
+
+        finals: dict[str, job_pb2.CellStatus.ValueType] = {}
+        result = await watch_to_the_end(
+            deployment.coordinator_address, spec.job_id, kill_midway, finals, 1e12
+        )
+    finally:
+        await asyncio.to_thread(deployment.stop)
+    report = build_report(result, read_calls(deployment.call_log), finals)
+
+    assert killed
+    assert result.status == job_pb2.JOB_STATUS_COMPLETED
+    assert report.outcomes == {"completed": spec_cells(spec)}
+    assert report.duplicate_successes == 0 and report.lost_receipts == 0
+    used = {
+        attempt.agent_address
+        for outcome in result.outcomes
+        if outcome.region == "us-east"
+        for attempt in outcome.attempts
+    }
+    # Cells went to both replicas, and the survivor finished them all.
+    assert used == {agent.address for agent in deployment.agents_of("us-east")}
+
+
+def spec_cells(spec: job_pb2.JobSpec) -> int:
+    return len(spec.regions) * len(spec.models) * len(spec.questions)
+
+
+async def test_a_region_whose_agent_never_returns_fails_alone_at_the_deadline(
+    tmp_path: Path,
+) -> None:
+    deployment = Deployment(
+        tmp_path,
+        ("us-east", "eu-west"),
+        router_args=("--offline-latency", "0.3"),
+        agent_capacity=1,
+    )
+    await asyncio.to_thread(deployment.start)
+    try:
+        spec = small_job("lost-region", questions=6, job_seconds=25)
+        await submit(deployment.coordinator_address, spec)
+        doomed = deployment.agents_of("eu-west")[0]
+        killed = False
+
+        async def kill_early(counts: job_pb2.JobCounts) -> bool:
+            nonlocal killed
+            if not killed and counts.total - counts.open >= 2:
+                deployment.kill_agent(doomed)
+                killed = True
+            return False
+
+        finals: dict[str, job_pb2.CellStatus.ValueType] = {}
+        result = await watch_to_the_end(
+            deployment.coordinator_address, spec.job_id, kill_early, finals, 1e12
+        )
+    finally:
+        await asyncio.to_thread(deployment.stop)
+
+    assert killed
+    assert result.status == job_pb2.JOB_STATUS_TIMED_OUT
+    by_region: dict[str, list[job_pb2.CellOutcome]] = {}
+    for outcome in result.outcomes:
+        by_region.setdefault(outcome.region, []).append(outcome)
+    assert {o.status for o in by_region["us-east"]} == {job_pb2.CELL_STATUS_COMPLETED}
+    lost = [
+        o for o in by_region["eu-west"] if o.status != job_pb2.CELL_STATUS_COMPLETED
+    ]
+    assert lost
+    for outcome in lost:
+        assert outcome.status in (
+            job_pb2.CELL_STATUS_FAILED,
+            job_pb2.CELL_STATUS_NOT_RUN,
+        )
+        assert doomed.address in outcome.reason
+    # us-east was not held up: all its cells were announced final before the
+    # deadline ended the first of eu-west's.
+    announced = list(finals)
+    first_lost = min(announced.index(o.cell_id) for o in lost)
+    assert all(announced.index(o.cell_id) < first_lost for o in by_region["us-east"])
