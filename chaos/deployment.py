@@ -14,9 +14,11 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import yaml
 
-from beacon.local import ensure_region_key
+from beacon.client import Endpoint, open_channel
+from beacon.local import ensure_region_key, write_run_token
 from beacon.processes import ManagedProcess, ProcessGroup
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ class Deployment:
     router_url: str = field(init=False, default="")
     call_log: Path = field(init=False)
     coordinator_address: str = field(init=False, default="")
+    # A submit token for the coordinator, made afresh for the deployment.
+    token: str = field(init=False, default="")
     agents: list[AgentSlot] = field(init=False, default_factory=list)
     _coordinator: ManagedProcess | None = field(init=False, default=None)
     _config_path: Path = field(init=False)
@@ -100,6 +104,10 @@ class Deployment:
         self.coordinator_address = f"127.0.0.1:{free_port()}"
         self._write_coordinator_config()
         self.start_coordinator()
+
+    def coordinator_channel(self) -> grpc.aio.Channel:
+        """A channel to the coordinator that sends the deployment's token."""
+        return open_channel(Endpoint(self.coordinator_address, self.token))
 
     def agents_of(self, region: str) -> list[AgentSlot]:
         return [agent for agent in self.agents if agent.region == region]
@@ -153,9 +161,12 @@ class Deployment:
             regions.setdefault(agent.region, {"agents": []})["agents"].append(
                 {"address": agent.address, "public_key": agent.public_key}
             )
+        tokens_file = self.state_dir / "tokens.yaml"
+        self.token = write_run_token(tokens_file)
         config = {
             "listen": self.coordinator_address,
             "store": str(self.state_dir / "beacon.db"),
+            "tokens_file": str(tokens_file.resolve()),
             "regions": regions,
             **self.coordinator_settings,
         }

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 
-from beacon.channels import client_options
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
 from chaos.deployment import Deployment
@@ -77,7 +76,7 @@ class Kills:
 
 
 async def watch_to_the_end(
-    address: str,
+    deployment: Deployment,
     job_id: str,
     on_progress: Callable[[job_pb2.JobCounts], Awaitable[bool]],
     reported_final: dict[str, job_pb2.CellStatus.ValueType],
@@ -86,9 +85,7 @@ async def watch_to_the_end(
     """Follow the job until its result, across coordinator restarts."""
     while time.monotonic() < deadline:
         try:
-            async with grpc.aio.insecure_channel(
-                address, options=client_options()
-            ) as channel:
+            async with deployment.coordinator_channel() as channel:
                 stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
                 async for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id)):
                     if event.HasField("cell_finished"):
@@ -128,9 +125,7 @@ async def run_chaos(plan: ChaosPlan, state_dir: Path) -> ChaosReport:
     await asyncio.to_thread(deployment.start)
     try:
         job_id = f"chaos-{plan.seed}-{int(time.time())}"
-        async with grpc.aio.insecure_channel(
-            deployment.coordinator_address, options=client_options()
-        ) as channel:
+        async with deployment.coordinator_channel() as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             await stub.SubmitJob(pb.SubmitJobRequest(spec=plan.job(job_id)))
         kills = Kills(plan, deployment)
@@ -142,7 +137,7 @@ async def run_chaos(plan: ChaosPlan, state_dir: Path) -> ChaosReport:
 
         reported_final: dict[str, job_pb2.CellStatus.ValueType] = {}
         result = await watch_to_the_end(
-            deployment.coordinator_address,
+            deployment,
             job_id,
             on_progress,
             reported_final,

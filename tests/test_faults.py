@@ -7,11 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 
-from beacon.channels import client_options
+from beacon.client import open_channel
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2, receipt_pb2
 from chaos.deployment import Deployment
@@ -66,7 +65,7 @@ async def test_each_router_failure_shape_gets_its_own_code_and_retry_decision(
     agent = await start_agent(tmp_path, "us-east", router.url)
     coordinator = await start_coordinator(tmp_path, [agent], retry_base_seconds=0.05)
     try:
-        async with grpc.aio.insecure_channel(coordinator.address) as channel:
+        async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=spec))]
     finally:
@@ -130,8 +129,8 @@ async def test_fault_run_ends_every_cell_once_through_kills_and_faults(
     assert sum(report.outcomes.values()) == plan.cells
 
 
-async def submit(address: str, spec: job_pb2.JobSpec) -> None:
-    async with grpc.aio.insecure_channel(address, options=client_options()) as channel:
+async def submit(deployment: Deployment, spec: job_pb2.JobSpec) -> None:
+    async with deployment.coordinator_channel() as channel:
         stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
         await stub.SubmitJob(pb.SubmitJobRequest(spec=spec))
 
@@ -161,7 +160,7 @@ async def test_a_lost_replica_moves_its_cells_to_the_other(tmp_path: Path) -> No
     await asyncio.to_thread(deployment.start)
     try:
         spec = small_job("replicas", questions=10, job_seconds=120)
-        await submit(deployment.coordinator_address, spec)
+        await submit(deployment, spec)
         doomed = deployment.agents_of("us-east")[0]
         killed = False
 
@@ -174,7 +173,7 @@ async def test_a_lost_replica_moves_its_cells_to_the_other(tmp_path: Path) -> No
 
         finals: dict[str, job_pb2.CellStatus.ValueType] = {}
         result = await watch_to_the_end(
-            deployment.coordinator_address, spec.job_id, kill_midway, finals, 1e12
+            deployment, spec.job_id, kill_midway, finals, 1e12
         )
     finally:
         await asyncio.to_thread(deployment.stop)
@@ -210,7 +209,7 @@ async def test_a_region_whose_agent_never_returns_fails_alone_at_the_deadline(
     await asyncio.to_thread(deployment.start)
     try:
         spec = small_job("lost-region", questions=6, job_seconds=25)
-        await submit(deployment.coordinator_address, spec)
+        await submit(deployment, spec)
         doomed = deployment.agents_of("eu-west")[0]
         killed = False
 
@@ -223,7 +222,7 @@ async def test_a_region_whose_agent_never_returns_fails_alone_at_the_deadline(
 
         finals: dict[str, job_pb2.CellStatus.ValueType] = {}
         result = await watch_to_the_end(
-            deployment.coordinator_address, spec.job_id, kill_early, finals, 1e12
+            deployment, spec.job_id, kill_early, finals, 1e12
         )
     finally:
         await asyncio.to_thread(deployment.stop)
