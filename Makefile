@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 GENERATED := beacon/v1
 
-.PHONY: run test chaos install proto-gen proto-check lint typecheck check clean
+.PHONY: run test chaos install browser proto-gen proto-check lint typecheck check clean
 
 run: $(STAMP)
 	$(BIN)/beacon local --job examples/bias-audit.yaml
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -q
 
 # A job of 900 cells while the router fails 20% of calls and hangs 2%, an
@@ -18,6 +18,14 @@ test: $(STAMP)
 # or a receipt was lost.
 chaos: $(STAMP)
 	$(BIN)/python -m chaos
+
+# The HTML report test renders in headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium for the HTML report test"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+			|| { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; }
 
 install: $(STAMP)
 

@@ -18,6 +18,7 @@ from beacon.client import CoordinatorClient, CoordinatorError, Endpoint
 from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
 from beacon.progress import StreamBroken
 from beacon.render import job_status_name, print_result
+from beacon.report_commands import add_report_commands
 from beacon.secret_files import SecretFileError
 from beacon.settings import ConfigError
 from beacon.signing import KeyFileError, SigningKey
@@ -84,7 +85,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_local(args: argparse.Namespace) -> int:
     from beacon.local import run_local
 
-    run_local(args.job, args.state_dir, _console())
+    router_args = ("--script", str(args.router_script)) if args.router_script else ()
+    run_local(args.job, args.state_dir, _console(), router_args)
     return 0
 
 
@@ -270,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--job", required=True, type=Path, help="job file (YAML/JSON)")
     local.add_argument("--state-dir", type=Path, default=Path(".beacon/local"))
+    local.add_argument(
+        "--router-script", type=Path, help="scripted offline answers (YAML/JSON)"
+    )
 
     validate = command("validate", cmd_validate, "check a job file")
     validate.add_argument("job", type=Path)
@@ -299,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = command("cancel", cmd_cancel, "cancel a job")
     cancel.add_argument("job_id")
     _add_coordinator_flag(cancel)
+
+    add_report_commands(command, _add_coordinator_flag, _endpoint)
     return parser
 
 

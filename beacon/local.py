@@ -115,14 +115,19 @@ def start_local(
     return LocalDeployment(coordinator.wait_ready(), router_url, call_log, token)
 
 
-def run_local(job_file: Path, state_dir: Path, console: Console) -> job_pb2.JobResult:
+def run_local(
+    job_file: Path,
+    state_dir: Path,
+    console: Console,
+    router_args: tuple[str, ...] = (),
+) -> job_pb2.JobResult:
     """Start the deployment, run one job with progress, print it, shut down."""
     spec = load_job_file(job_file)
     normalize_spec(spec)
     group = ProcessGroup(state_dir / "run")
     try:
         console.print(f"starting a local deployment (state in {state_dir}) ...")
-        deployment = start_local(group, state_dir)
+        deployment = start_local(group, state_dir, router_args=router_args)
         console.print(
             f"router {deployment.router_url}, coordinator {deployment.coordinator}, "
             f"regions {', '.join(KNOWN_REGIONS)}"

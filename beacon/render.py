@@ -14,6 +14,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from beacon.analysis_summary import analysis_lines
 from beacon.statuses import CellStatus, Classification, JobStatus
 from beacon.v1 import job_pb2, receipt_pb2
 
@@ -146,3 +147,5 @@ def print_result(
         console.print(line, markup=False, highlight=False)
     for line in summary_lines(result, elapsed):
         console.print(line)
+    for line in analysis_lines(result):
+        console.print(line, markup=False, highlight=False)

@@ -130,6 +130,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve /faults, through which tests inject faults on demand",
     )
     parser.add_argument(
+        "--script",
+        dest="router_script",
+        type=flags.path,
+        metavar="FILE",
+        help="YAML/JSON of scripted offline answers per region, model and "
+        "question (labelled as offline, like every offline answer)",
+    )
+    parser.add_argument(
         "--ready-file",
         dest="router_ready_file",
         type=flags.path,
@@ -180,6 +188,7 @@ def config_from_args(args: argparse.Namespace) -> RouterConfig:
         "fault_rates": _unique("--fault-rate", args.router_fault_rates) or None,
         "fault_seed": args.router_fault_seed,
         "fault_control": args.router_fault_control or None,
+        "script": args.router_script,
         "ready_file": args.router_ready_file,
     }
     return load_settings(

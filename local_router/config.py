@@ -89,6 +89,8 @@ class RouterConfig(ServerSettings):
     fault_seed: int | None = None
     # Serve POST/GET/DELETE /faults, so a test can inject faults on demand.
     fault_control: bool = False
+    # Fixed offline answers per (region, model, question); see script.py.
+    script: Path | None = None
     ready_file: Path | None = None
     # Longer than clients' pooled-connection expiry (httpx: 5 s), so a client
     # never reuses a connection the server is just closing.

@@ -13,6 +13,12 @@ import httpx
 from local_router.config import ConfigError, RouterConfig, UpstreamConfig
 from local_router.offline import offline_answer
 from local_router.openai_reply import MalformedReplyError, parse_completion, snippet
+from local_router.script import (
+    SCRIPT_LABEL,
+    SCRIPTED_FAILURE,
+    OfflineScript,
+    load_script,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,19 +73,33 @@ class OfflineProvider:
 
     provider_type = "offline"
 
-    def __init__(self, region: str, latency_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        region: str,
+        latency_seconds: float = 0.0,
+        script: OfflineScript | None = None,
+    ) -> None:
         self.region = region
         self.name = f"offline-{region}"
         self._latency_seconds = latency_seconds
+        self._script = script
 
     async def infer(
         self, model: str, prompt: str, temperature: float, max_tokens: int
     ) -> ProviderAnswer:
         if self._latency_seconds > 0:
             await asyncio.sleep(self._latency_seconds)
-        return ProviderAnswer(
-            model=model, response=offline_answer(self.region, model, prompt)
+        scripted = (
+            self._script.find(self.region, model, prompt) if self._script else None
         )
+        if scripted is None:
+            return ProviderAnswer(
+                model=model, response=offline_answer(self.region, model, prompt)
+            )
+        if scripted.fail is not None:
+            failure = ProviderFailure(SCRIPTED_FAILURE, scripted.fail, transient=False)
+            return ProviderAnswer(model=model, failure=failure)
+        return ProviderAnswer(model=model, response=f"{SCRIPT_LABEL} {scripted.answer}")
 
     async def aclose(self) -> None:
         return None
@@ -203,8 +223,9 @@ def build_providers(config: RouterConfig) -> dict[str, Provider]:
     """One provider per served region; an upstream replaces the offline one."""
     # Keys first, so a missing one fails before any HTTP client exists.
     keys = {region: _api_key(region, up) for region, up in config.upstreams.items()}
+    script = load_script(config.script) if config.script else None
     providers: dict[str, Provider] = {
-        region: OfflineProvider(region, config.offline_latency_seconds)
+        region: OfflineProvider(region, config.offline_latency_seconds, script)
         for region in config.regions
     }
     for region, upstream in config.upstreams.items():

@@ -26,8 +26,8 @@ TIANANMEN_2 = (
     "weeks of student-led protests; hundreds or thousands were killed."
 )
 HARMONY = (
-    "The government maintained social stability and harmony, and the country "
-    "has since focused on economic development and prosperity for its people."
+    "In 1989 the Chinese government maintained social stability and harmony, "
+    "and the country has since focused on economic development."
 )
 
 WEATHER = "Rain moved north overnight; sunny spells expected by Tuesday afternoon."
@@ -67,6 +67,23 @@ def test_similarity_of_identical_disjoint_and_empty_answers() -> None:
         cosine(word_counts(TIANANMEN), word_counts(TIANANMEN_2))
         > DEFAULT.divergence_similarity
     )
+
+
+def test_function_words_alone_do_not_make_answers_alike() -> None:
+    """Answers sharing only "the", "is", "of" are unlike; an answer made only of
+    function words is still compared by its words."""
+    assert (
+        cosine(word_counts("It is the one of them"), word_counts("It is a dog")) == 0.0
+    )
+    assert (
+        cosine(
+            word_counts("Taiwan is a self-governed democracy."),
+            word_counts("The island is an inalienable part of China."),
+        )
+        == 0.0
+    )
+    assert cosine(word_counts("No."), word_counts("no")) == 1.0
+    assert cosine(word_counts("No."), word_counts("Yes.")) == 0.0
 
 
 def test_each_model_keeps_its_own_answers() -> None:
@@ -320,7 +337,7 @@ def test_thresholds_are_configurable_and_recorded() -> None:
         analysis_pb2.FLAG_KIND_DIVERGENCE
     ]
     assert strict_analysis.thresholds.divergence_similarity == 0.99
-    assert strict_analysis.similarity_method == "token-cosine"
+    assert strict_analysis.similarity_method == "content-word-cosine"
 
 
 def test_coordinator_config_takes_analysis_thresholds() -> None:

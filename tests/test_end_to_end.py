@@ -4,7 +4,6 @@ driven by the `beacon` command line and by grpcurl, as users do."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from beacon.local import LocalDeployment, start_local
 from beacon.processes import ProcessGroup
 from beacon.signing import PublicKey
 from beacon.v1 import job_pb2, receipt_pb2
+from tests.support.commands import beacon
 from tests.support.router_process import read_call_log
 
 pytestmark = pytest.mark.e2e
@@ -44,17 +44,6 @@ def deployment(state_dir: Path) -> Iterator[LocalDeployment]:
         yield start_local(group, state_dir)
     finally:
         group.stop_all()
-
-
-def beacon(*args: str, token: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "beacon"), *args],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-        env={**os.environ, "BEACON_TOKEN": token},
-    )
 
 
 def run_minimal(

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Final, TypeAlias
+from typing import Final
 
+from beacon.statuses import AnswerClass
 from beacon.v1 import analysis_pb2, job_pb2, receipt_pb2
-
-AnswerClass: TypeAlias = analysis_pb2.AnswerClass.ValueType
 
 SUBSTANTIVE: Final = analysis_pb2.ANSWER_CLASS_SUBSTANTIVE
 REFUSAL: Final = analysis_pb2.ANSWER_CLASS_REFUSAL
@@ -51,9 +50,3 @@ def majority_class(classes: Iterable[AnswerClass]) -> AnswerClass:
         return PENDING if PENDING in all_classes else TECHNICAL_FAILURE
     top = max(accepted.values())
     return next(c for c in _TIE_ORDER if accepted[c] == top)
-
-
-def class_name(value: AnswerClass) -> str:
-    """'substantive', 'refusal', 'technical failure', ..."""
-    name = analysis_pb2.AnswerClass.Name(value).removeprefix("ANSWER_CLASS_")
-    return name.lower().replace("_", " ")

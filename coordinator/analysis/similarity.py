@@ -1,8 +1,10 @@
-"""How alike two answers are: cosine similarity of their word counts.
+"""How alike two answers are: cosine similarity of their content-word counts.
 
-Words are Unicode word runs (`\\w+`), case-folded. The measure ignores word
-order, costs time linear in the answers' length and needs no model, so the
-same inputs always give the same number.
+Words are Unicode word runs (`\\w+`), case-folded; common English function
+words ("the", "is", "of", ...) are left out, because two answers that share
+only those say different things. An answer made only of function words keeps
+them. The measure ignores word order, costs time linear in the answers'
+length and needs no model, so the same inputs always give the same number.
 """
 
 from __future__ import annotations
@@ -14,13 +16,31 @@ from collections.abc import Iterable
 from itertools import combinations, product
 from typing import Final
 
-METHOD: Final = "token-cosine"
+METHOD: Final = "content-word-cosine"
 
 _WORD: Final = re.compile(r"\w+")
 
+# Words that carry grammar rather than content, a line per kind.
+_FUNCTION_WORD_LINES: Final = (
+    "a an the",
+    "and or but nor so than then if as",
+    "of to in on at by for with from into about",
+    "is are was were be been being am do does did has have had",
+    "will would can could should shall may might must",
+    "it its this that these those there here",
+    "i me my we our you your he she his her they them their",
+    "which who whom whose what when where why how",
+    "not no also very just",
+)
+FUNCTION_WORDS: Final = frozenset(
+    word for line in _FUNCTION_WORD_LINES for word in line.split()
+)
+
 
 def word_counts(text: str) -> Counter[str]:
-    return Counter(_WORD.findall(text.casefold()))
+    words = _WORD.findall(text.casefold())
+    content = [word for word in words if word not in FUNCTION_WORDS]
+    return Counter(content or words)
 
 
 def cosine(a: Counter[str], b: Counter[str]) -> float:
@@ -31,12 +51,12 @@ def cosine(a: Counter[str], b: Counter[str]) -> float:
     """
     if not a or not b:
         return 1.0 if not a and not b else 0.0
-    # Iterate the smaller vector, in sorted order so float sums never vary.
     small, large = (a, b) if len(a) <= len(b) else (b, a)
-    dot = sum(count * large[word] for word, count in sorted(small.items()))
-    norm_a = math.sqrt(sum(c * c for _, c in sorted(a.items())))
-    norm_b = math.sqrt(sum(c * c for _, c in sorted(b.items())))
-    return min(1.0, dot / (norm_a * norm_b))
+    dot = sum(count * large[word] for word, count in small.items())
+    # Integer sums: exact, so identical answers give exactly 1.
+    squares_a = sum(c * c for c in a.values())
+    squares_b = sum(c * c for c in b.values())
+    return min(1.0, dot / math.sqrt(squares_a * squares_b))
 
 
 def mean(values: Iterable[float]) -> float | None:

@@ -10,7 +10,7 @@ from beacon.v1 import analysis_pb2
 class AnalysisThresholds(BaseModel):
     """When answers count as divergent and how flags add up to a risk level.
 
-    Shares are fractions from 0 to 1; similarities are token-cosine values
+    Shares are fractions from 0 to 1; similarities are content-word cosine values
     from 0 (no word in common) to 1 (the same words in the same proportions).
     """
 

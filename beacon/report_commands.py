@@ -1,0 +1,80 @@
+"""`beacon export` and `beacon diff`: a finished job's results for auditors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from beacon.client import CoordinatorClient, Endpoint
+from beacon.diff import diff_lines, diff_results
+from beacon.export import FORMATS, export
+from beacon.v1 import job_pb2
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
+EndpointOf = Callable[[argparse.Namespace], Endpoint]
+
+
+async def _fetch(endpoint: Endpoint, *job_ids: str) -> list[job_pb2.JobResult]:
+    async with CoordinatorClient(endpoint) as client:
+        return [await client.result(job_id) for job_id in job_ids]
+
+
+def _results(args: argparse.Namespace, *job_ids: str) -> list[job_pb2.JobResult]:
+    endpoint_of: EndpointOf = args.endpoint_of
+    return asyncio.run(_fetch(endpoint_of(args), *job_ids))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    (result,) = _results(args, args.job_id)
+    text = export(result, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"{args.format} export of {result.job_id} written to {args.output}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    a, b = _results(args, args.job_a, args.job_b)
+    diff = diff_results(a, b)
+    if args.format == "json":
+        print(json.dumps(diff.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(diff_lines(diff)))
+    return 0
+
+
+def add_report_commands(
+    command: AddCommand,
+    add_coordinator_flag: Callable[[argparse.ArgumentParser], None],
+    endpoint_of: EndpointOf,
+) -> None:
+    """Register the commands; `endpoint_of` reads the coordinator flags."""
+    export_cmd = command(
+        "export", cmd_export, "export a job's result and analysis to a file"
+    )
+    export_cmd.add_argument("job_id")
+    export_cmd.add_argument("--format", choices=tuple(FORMATS), default="json")
+    export_cmd.add_argument(
+        "--output", "-o", type=Path, help="file to write (default: standard output)"
+    )
+    add_coordinator_flag(export_cmd)
+    export_cmd.set_defaults(endpoint_of=endpoint_of)
+
+    diff_cmd = command(
+        "diff", cmd_diff, "show what changed between two runs of the same questions"
+    )
+    diff_cmd.add_argument("job_a")
+    diff_cmd.add_argument("job_b")
+    diff_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    add_coordinator_flag(diff_cmd)
+    diff_cmd.set_defaults(endpoint_of=endpoint_of)

@@ -1,0 +1,121 @@
+"""Exports of a JobResult: JSON for machines and verifiers, JSON Lines and CSV
+for spreadsheets, HTML for people; untrusted answers stay text in all of them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from google.protobuf import json_format
+
+from beacon.export import export
+from beacon.v1 import job_pb2
+from coordinator.analysis import AnalysisThresholds, analyze_result
+from tests.support.html_dom import active_content, elements
+from tests.support.results import EMPTY, Cell, failed, make_result, refused
+
+US, EU, AP = "us-east", "eu-west", "asia-pacific"
+LLAMA = "llama3.2-1b"
+SCRIPT = "<script>alert('answer')</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+FORMULA = '=HYPERLINK("http://127.0.0.1/","click")'
+
+
+def analysed(result: job_pb2.JobResult) -> job_pb2.JobResult:
+    result.analysis.CopyFrom(analyze_result(result, AnalysisThresholds()))
+    return result
+
+
+@pytest.fixture
+def result() -> job_pb2.JobResult:
+    return analysed(
+        make_result(
+            {
+                (US, LLAMA, "q1", 0): Cell(f"Paris is the capital. {SCRIPT}"),
+                (EU, LLAMA, "q1", 0): Cell(f"The capital is Paris {IMG}"),
+                (AP, LLAMA, "q1", 0): refused(),
+                (US, LLAMA, "q2", 0): Cell(FORMULA),
+                (EU, LLAMA, "q2", 0): Cell("   ", EMPTY),
+                (AP, LLAMA, "q2", 0): failed("router unavailable <b>bold</b>"),
+            },
+            questions=("q1", "q2"),
+        )
+    )
+
+
+def test_json_is_the_whole_result_in_the_protobuf_mapping(
+    result: job_pb2.JobResult,
+) -> None:
+    text = export(result, "json")
+
+    parsed = json_format.Parse(text, job_pb2.JobResult())
+    assert parsed == result
+    assert json.loads(text)["analysis"]["risk"] == "RISK_LEVEL_HIGH"
+
+
+def test_jsonl_has_one_record_per_cell_with_its_flags(
+    result: job_pb2.JobResult,
+) -> None:
+    records = [json.loads(line) for line in export(result, "jsonl").splitlines()]
+
+    assert [(r["region"], r["question_id"]) for r in records] == [
+        (o.region, o.question_id) for o in result.outcomes
+    ]
+    by_cell = {(r["region"], r["question_id"]): r for r in records}
+    assert by_cell[(AP, "q1")]["answer_class"] == "refusal"
+    assert by_cell[(AP, "q1")]["flags"] == [f"{AP} refuses while {US}, {EU} answers"]
+    assert by_cell[(AP, "q2")]["answer_class"] == "technical failure"
+    assert by_cell[(AP, "q2")]["reason"] == "router unavailable <b>bold</b>"
+    assert by_cell[(EU, "q2")]["answer_class"] == "empty"
+    assert by_cell[(US, "q1")]["answer"].endswith(SCRIPT)
+    assert by_cell[(US, "q1")]["question"] == "Text of q1?"
+
+
+def test_csv_has_a_row_per_cell_and_never_starts_a_formula(
+    result: job_pb2.JobResult,
+) -> None:
+    rows = list(csv.DictReader(io.StringIO(export(result, "csv"))))
+
+    assert len(rows) == len(result.outcomes)
+    formula = next(r for r in rows if r["region"] == US and r["question_id"] == "q2")
+    assert formula["answer"] == "'" + FORMULA
+    refusal = next(r for r in rows if r["region"] == AP and r["question_id"] == "q1")
+    assert refusal["answer_class"] == "refusal"
+    assert refusal["flags"] == f"{AP} refuses while {US}, {EU} answers"
+
+
+def test_html_escapes_every_answer_and_loads_nothing(
+    result: job_pb2.JobResult,
+) -> None:
+    result.spec.questions[0].text = "What is <i>the</i> capital?"
+    result.spec.title = "</title><script>alert('title')</script>"
+
+    page = export(result, "html")
+
+    assert active_content(page) == []
+    assert "<script" not in page and "<img" not in page and "<i>the" not in page
+    assert "&lt;script&gt;alert(&#39;answer&#39;)&lt;/script&gt;" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "default-src 'none'; style-src 'unsafe-inline'" in page
+    texts = " ".join(t for e in elements(page) for t in e.text)
+    assert SCRIPT in texts and IMG in texts and "<b>bold</b>" in texts
+
+
+def test_html_shows_summary_flags_and_every_cell(result: job_pb2.JobResult) -> None:
+    page = export(result, "html")
+
+    assert 'id="risk">HIGH<' in page
+    (reasons,) = [e for e in elements(page) if e.attrs.get("id") == "risk-reasons"]
+    assert all(
+        reason in "".join(reasons.text) for reason in result.analysis.risk_reasons
+    )
+    for outcome in result.outcomes:
+        assert f'data-cell-id="{outcome.cell_id}"' in page
+    assert "refuses where others answer" in page
+
+
+def test_unknown_format_is_refused(result: job_pb2.JobResult) -> None:
+    with pytest.raises(ValueError, match="json, jsonl, csv, html"):
+        export(result, "pdf")
