@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,10 +40,15 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeploy
         group.stop_all()
 
 
-def run_job(deployment: LocalDeployment, job: Path, out: Path) -> job_pb2.JobResult:
-    run = beacon(
-        "run", str(job), "--coordinator", deployment.coordinator, "--output", str(out)
+def call(deployment: LocalDeployment, *args: str) -> subprocess.CompletedProcess[str]:
+    """A `beacon` command against the deployment's coordinator, with its token."""
+    return beacon(
+        *args, "--coordinator", deployment.coordinator, token=deployment.token
     )
+
+
+def run_job(deployment: LocalDeployment, job: Path, out: Path) -> job_pb2.JobResult:
+    run = call(deployment, "run", str(job), "--output", str(out))
     assert run.returncode == 0, run.stderr
     return json_format.Parse(out.read_text(encoding="utf-8"), job_pb2.JobResult())
 
@@ -99,19 +105,17 @@ def test_coordinator_analysis_finds_the_scripted_refusal_divergence_and_gap(
 def test_exports_carry_the_same_result_in_every_format(
     deployment: LocalDeployment, job: job_pb2.JobResult, tmp_path: Path
 ) -> None:
-    address = ("--coordinator", deployment.coordinator)
-
-    as_json = beacon("export", job.job_id, "--format", "json", *address)
-    as_jsonl = beacon("export", job.job_id, "--format", "jsonl", *address)
-    as_csv = beacon("export", job.job_id, "--format", "csv", *address)
-    as_html = beacon(
+    as_json = call(deployment, "export", job.job_id, "--format", "json")
+    as_jsonl = call(deployment, "export", job.job_id, "--format", "jsonl")
+    as_csv = call(deployment, "export", job.job_id, "--format", "csv")
+    as_html = call(
+        deployment,
         "export",
         job.job_id,
         "--format",
         "html",
         "-o",
         str(tmp_path / "r.html"),
-        *address,
     )
 
     for done in (as_json, as_jsonl, as_csv, as_html):
@@ -143,14 +147,13 @@ def test_diff_of_two_runs_names_what_changed(
     second_job.write_text(yaml.safe_dump(spec), encoding="utf-8")
     second = run_job(deployment, second_job, tmp_path / "second.json")
 
-    done = beacon(
+    done = call(
+        deployment,
         "diff",
         job.job_id,
         second.job_id,
         "--format",
         "json",
-        "--coordinator",
-        deployment.coordinator,
     )
 
     assert done.returncode == 0, done.stderr
@@ -170,7 +173,7 @@ def test_diff_of_two_runs_names_what_changed(
 def test_export_of_an_unknown_job_is_one_line_and_exit_2(
     deployment: LocalDeployment,
 ) -> None:
-    done = beacon("export", "no-such-job", "--coordinator", deployment.coordinator)
+    done = call(deployment, "export", "no-such-job")
 
     assert done.returncode == 2
     assert done.stderr.startswith("beacon export: NOT_FOUND")
