@@ -57,6 +57,12 @@ async def run_agent(config: AgentConfig) -> None:
         config.capacity,
     )
 
+    async def drain() -> None:
+        # Cells in flight finish while the server still answers health
+        # checks (NOT_SERVING by now) and refuses new streams.
+        await service.drain()
+        await service.finish_executions(DEFAULT_GRACE_SECONDS)
+
     async def close() -> None:
         await service.finish_executions(DEFAULT_GRACE_SECONDS)
         await router.aclose()
@@ -65,6 +71,6 @@ async def run_agent(config: AgentConfig) -> None:
         serving,
         label=f"beacon-agent[{config.region}]",
         ready_file=config.ready_file,
-        drain=service.drain,
+        drain=drain,
         cleanup=close,
     )

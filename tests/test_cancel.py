@@ -30,10 +30,11 @@ async def router(tmp_path: Path) -> AsyncIterator[RunningRouter]:
         yield running
 
 
-def hang_every_call_of(router: RunningRouter, model: str) -> None:
+def hang_every_call(router: RunningRouter, **match: str) -> None:
+    """Every call matching `match` (model, region) hangs until abandoned."""
     reply = httpx.post(
         f"{router.url}/faults",
-        json={"rules": [{"shape": "hang", "count": 1000, "model": model}]},
+        json={"rules": [{"shape": "hang", "count": 1000, **match}]},
         trust_env=False,
     )
     reply.raise_for_status()
@@ -56,7 +57,7 @@ def job_with_a_slow_model(job_id: str) -> job_pb2.JobSpec:
 async def test_cancel_abandons_calls_in_flight_and_keeps_finished_outcomes(
     tmp_path: Path, router: RunningRouter
 ) -> None:
-    hang_every_call_of(router, SLOW_MODEL)
+    hang_every_call(router, model=SLOW_MODEL)
     agent = await start_agent(tmp_path, "us-east", router.url, capacity=8)
     coordinator = await start_coordinator(tmp_path, [agent])
     try:
@@ -117,3 +118,47 @@ async def test_abandon_needs_a_job_id_and_token(
         assert await abandon(agent, "some-job", "not-its-token") == 0
     finally:
         await agent.stop()
+
+
+async def test_a_hung_region_never_holds_up_another(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    hang_every_call(router, region="eu-west")
+    us_agent = await start_agent(tmp_path, "us-east", router.url, capacity=2)
+    eu_agent = await start_agent(tmp_path, "eu-west", router.url, capacity=2)
+    coordinator = await start_coordinator(tmp_path, [us_agent, eu_agent])
+    spec = job_pb2.JobSpec(
+        job_id="hung-region",
+        models=["llama3.2-1b"],
+        regions=["us-east", "eu-west"],
+        timeouts=job_pb2.Timeouts(
+            router_call_seconds=60, cell_attempt_seconds=90, job_seconds=600
+        ),
+    )
+    for i in range(12):
+        spec.questions.add(id=f"q{i}", text=f"[hung-region] question {i}?")
+    try:
+        async with open_channel(coordinator.endpoint) as channel:
+            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+            await stub.SubmitJob(pb.SubmitJobRequest(spec=spec))
+
+            def us_east_done() -> bool:
+                calls = read_call_log(router.call_log)
+                return sum(c["success"] for c in calls) == 12
+
+            # eu-west's two slots are stuck on hung calls all along.
+            await eventually(us_east_done, what="us-east's cells")
+            await stub.CancelJob(pb.CancelJobRequest(job_id=spec.job_id))
+            result = (
+                await stub.GetJobResult(pb.GetJobResultRequest(job_id=spec.job_id))
+            ).result
+    finally:
+        await coordinator.stop()
+        await eu_agent.stop()
+        await us_agent.stop()
+
+    statuses = {(o.region, o.status) for o in result.outcomes}
+    assert statuses == {
+        ("us-east", job_pb2.CELL_STATUS_COMPLETED),
+        ("eu-west", job_pb2.CELL_STATUS_CANCELLED),
+    }

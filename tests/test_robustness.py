@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from beacon.cells import cell_id_for
 from beacon.client import open_channel
@@ -416,11 +417,15 @@ def test_sigterm_lets_an_agent_finish_its_cells_and_take_no_more(
                 ],
             )
             address = agent.wait_ready()
-            receipts, status = asyncio.run(_execute_then_stop(address, agent.signal))
+            receipts, status, health = asyncio.run(
+                _execute_then_stop(address, agent.signal)
+            )
         finally:
             group.stop_all()
         calls = read_call_log(slow.call_log)
 
+    # While it finishes the cell in flight, it tells load balancers to go away.
+    assert health == health_pb2.HealthCheckResponse.NOT_SERVING
     assert len(receipts) == 1
     body = receipt_pb2.ReceiptBody.FromString(receipts[0].body)
     assert body.result == receipt_pb2.ATTEMPT_RESULT_SUCCESS, body.failure
@@ -430,16 +435,24 @@ def test_sigterm_lets_an_agent_finish_its_cells_and_take_no_more(
 
 async def _execute_then_stop(
     address: str, send_signal: Callable[[signal.Signals], None]
-) -> tuple[list[receipt_pb2.Receipt], grpc.StatusCode]:
+) -> tuple[list[receipt_pb2.Receipt], grpc.StatusCode, int]:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
         call = stub.Execute()
         for i in range(3):
             await call.write(execute_request(f"[sigterm] {i}?"))
         await asyncio.sleep(0.3)
         send_signal(signal.SIGTERM)
+
+        async def not_serving() -> bool:
+            reply = await health.Check(health_pb2.HealthCheckRequest())
+            return bool(reply.status == health_pb2.HealthCheckResponse.NOT_SERVING)
+
+        await eventually(not_serving, within=5, what="health NOT_SERVING")
+        status = (await health.Check(health_pb2.HealthCheckRequest())).status
         receipts = [receipt async for receipt in call]
-        return receipts, await call.code()
+        return receipts, await call.code(), status
 
 
 async def test_an_expired_attempt_is_not_executed(
