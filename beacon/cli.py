@@ -50,7 +50,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from region_agent.cli import config_from_args
     from region_agent.server import run_agent
 
-    asyncio.run(run_agent(config_from_args(args)))
+    config = config_from_args(args)
+    logs.configure(config.log_level, config.log_format)
+    asyncio.run(run_agent(config))
     return 0
 
 
@@ -58,7 +60,9 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
     from coordinator.cli import config_from_args
     from coordinator.server import run_coordinator
 
-    asyncio.run(run_coordinator(config_from_args(args)))
+    config = config_from_args(args)
+    logs.configure(config.log_level, config.log_format)
+    asyncio.run(run_coordinator(config))
     return 0
 
 
@@ -236,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="beacon",
         description="Ask models the same questions from several regions and compare.",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
+    parser.add_argument(
+        "--log-level", type=str.upper, help="DEBUG, INFO (default), WARNING"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
@@ -311,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(args.log_level)
+    logs.configure(args.log_level or "INFO")
     try:
         code: int = args.handler(args)
     except BrokenPipeError:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from beacon.logs import LOG_FORMATS, LOG_LEVELS, LogFormat
 from beacon.yamlfiles import load_yaml
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,18 @@ class ServerSettings(BaseSettings):
     the file and the environment under them.
     """
 
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR.")
+    log_format: LogFormat = Field(
+        default="text", description="text lines, or one JSON object per line."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -57,16 +70,40 @@ class ServerSettings(BaseSettings):
         return str(cls.model_config.get("env_prefix", ""))
 
 
-def add_config_flag(
-    parser: argparse.ArgumentParser, model: type[ServerSettings], dest: str = "config"
+def add_server_flags(
+    parser: argparse.ArgumentParser, model: type[ServerSettings], prefix: str
 ) -> None:
+    """Flags every server has; their dests start with `prefix`."""
     parser.add_argument(
         "--config",
-        dest=dest,
+        dest=f"{prefix}config",
         type=Path,
         metavar="FILE",
         help=f"YAML file of settings ({model.env_prefix()}* and flags override it)",
     )
+    parser.add_argument(
+        "--log-level",
+        dest=f"{prefix}log_level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="INFO (default): lifecycle; DEBUG: every cell too",
+    )
+    parser.add_argument(
+        "--log-format",
+        dest=f"{prefix}log_format",
+        choices=LOG_FORMATS,
+        help="text (default) or json, one object per line",
+    )
+
+
+def server_flag_values(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
+    """The values of `add_server_flags`' flags, keyed by setting."""
+    return {
+        # `beacon --log-level X SERVER` counts when the server's own is not given.
+        "log_level": getattr(args, f"{prefix}log_level")
+        or getattr(args, "log_level", None),
+        "log_format": getattr(args, f"{prefix}log_format"),
+    }
 
 
 def load_settings(

@@ -20,6 +20,7 @@ from beacon.statuses import CellStatus, JobStatus
 from beacon.timestamps import timestamp
 from beacon.v1 import coordinator_service_pb2, job_pb2, receipt_pb2
 from coordinator import counts as job_counts
+from coordinator import observe
 from coordinator.capacity import AgentCapacity
 from coordinator.events import JobEvents
 from coordinator.outcomes import Verdict, verdict_for_failure, verdict_for_receipt
@@ -557,6 +558,7 @@ class JobRunner:
     # Events
 
     def _publish_finished(self, cell: Cell, verdict: Verdict) -> None:
+        observe.cell_final(cell, verdict)
         self._publish(
             cell_finished=coordinator_service_pb2.CellFinished(
                 cell_id=cell.cell_id,

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
+from beacon import log_context
 from beacon.cells import expand_cells
 from beacon.jobspec import SpecLimits, normalize_spec
 from beacon.signing import PublicKey
@@ -158,7 +159,11 @@ class JobManager:
             raise CoordinatorStopping(job.job_id)
         runner = JobRunner(job, self._context, JobEvents(job.job_id))
         self._runners[job.job_id] = runner
-        task = asyncio.create_task(runner.run(), name=f"job {job.job_id}")
+        task = asyncio.create_task(
+            runner.run(),
+            name=f"job {job.job_id}",
+            context=log_context.context_with(job_id=job.job_id),
+        )
         self._tasks[job.job_id] = task
         task.add_done_callback(lambda t: self._job_task_done(job.job_id, t))
 

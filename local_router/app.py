@@ -70,7 +70,7 @@ def create_app(config: RouterConfig) -> FastAPI:
                 await call_log.record(body, None, idempotency_key=key, fault=chosen[0])
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         served, replayed = work.result()
-        logger.info(
+        logger.debug(
             "model=%s region=%s provider=%s success=%s error_code=%s fault=%s "
             "replayed=%s",
             body.model,

@@ -8,8 +8,9 @@ import logging
 import sys
 from typing import Any, NoReturn, TypeVar
 
+from beacon import logs
 from beacon.regions import KNOWN_REGIONS
-from beacon.settings import add_config_flag, load_settings
+from beacon.settings import add_server_flags, load_settings, server_flag_values
 from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
 from local_router import flags
 from local_router.config import ConfigError, RouterConfig
@@ -21,7 +22,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PROG = "beacon router"
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     A flag left out keeps the value of the config file or environment.
     """
-    add_config_flag(parser, RouterConfig, dest="router_config")
+    add_server_flags(parser, RouterConfig, "router_")
     parser.add_argument(
         "--host",
         dest="router_host",
@@ -144,13 +144,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the router's URL to PATH once it is listening",
     )
-    parser.add_argument(
-        "--log-level",
-        dest="router_log_level",
-        choices=LOG_LEVELS,
-        default="info",
-        help="logging on stderr (default info)",
-    )
 
 
 # Flags spelled differently from the setting they set.
@@ -179,6 +172,7 @@ def config_from_args(args: argparse.Namespace) -> RouterConfig:
             raise ConfigError(f"--model-map gives {region}:{beacon_model} twice")
         mapping[beacon_model] = upstream_model
     flags = {
+        **server_flag_values(args, "router_"),
         "host": args.router_host,
         "port": args.router_port,
         "regions": args.router_regions,
@@ -202,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ConfigError as exc:
         return _fail(exc, 2)
-    _configure_logging(args.router_log_level)
+    logs.configure(config.log_level, config.log_format)
     try:
         asyncio.run(serve(config))
     except ConfigError as exc:
@@ -239,11 +233,3 @@ def _unique(flag: str, pairs: list[tuple[str, T]] | None) -> dict[str, T]:
 def _fail(exc: Exception, code: int) -> int:
     print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
     return code
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger().setLevel(level.upper())

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from beacon.settings import ConfigError, add_config_flag
+from beacon.settings import ConfigError, add_server_flags, server_flag_values
 from beacon.signing import KeyFileError, SigningKey
 from region_agent.config import AgentConfig, load_agent_config
+
+# Dest prefix of the flags every server has, apart from `beacon`'s own.
+PREFIX = "server_"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags left out keep the value of the config file or environment."""
-    add_config_flag(parser, AgentConfig)
+    add_server_flags(parser, AgentConfig, PREFIX)
     parser.add_argument("--region", help="us-east, eu-west, asia-pacific")
     parser.add_argument("--router", metavar="URL", help="hybrid router URL")
     parser.add_argument("--signing-key", type=Path, help="Ed25519 key (PEM)")
@@ -28,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
     """Raises ConfigError naming the setting at fault, or a bad key file."""
     config = load_agent_config(
-        args.config,
+        getattr(args, f"{PREFIX}config"),
+        **server_flag_values(args, PREFIX),
         region=args.region,
         router_url=args.router,
         signing_key=args.signing_key,

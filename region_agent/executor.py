@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from beacon import log_context
 from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
 from beacon.timestamps import now, seconds
@@ -115,6 +116,14 @@ class CellExecutor:
         self._router = router
 
     async def execute(
+        self, request: receipt_pb2.ExecuteRequest
+    ) -> receipt_pb2.ReceiptBody:
+        with log_context.ids(
+            job_id=request.job_id, cell_id=request.cell_id, attempt=request.attempt
+        ):
+            return await self._execute(request)
+
+    async def _execute(
         self, request: receipt_pb2.ExecuteRequest
     ) -> receipt_pb2.ReceiptBody:
         body = self._base_body(request)

@@ -7,23 +7,16 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
+from tests.support.openai_server import FakeUpstream, closed_loopback_url
 from tests.support.router_process import (
     REPO_ROOT,
     RunningRouter,
@@ -376,94 +369,6 @@ def test_call_log_has_one_line_per_call_with_the_exact_prompt(tmp_path: Path) ->
 
 
 # An OpenAI-compatible upstream.
-
-
-class FakeUpstream:
-    """A tiny OpenAI-compatible server on 127.0.0.1, run in a thread.
-
-    What it does is chosen by the model name it is asked for.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        app = Starlette(
-            routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])]
-        )
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=1)
-        )
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
-            daemon=True,
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            assert time.monotonic() < deadline, "fake upstream did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
-        self._sock.close()
-
-    async def _chat(self, request: Request) -> Response:
-        payload = await request.json()
-        self.requests.append(
-            {"json": payload, "authorization": request.headers.get("authorization")}
-        )
-        model = payload["model"]
-        content = f"upstream answer to: {payload['messages'][0]['content']}"
-        if model == "fail-500":
-            return PlainTextResponse("model crashed", status_code=500)
-        if model == "fail-429":
-            return PlainTextResponse("slow down", status_code=429)
-        if model == "fail-400":
-            return JSONResponse(
-                {"error": {"message": "unknown model"}}, status_code=400
-            )
-        if model == "not-json":
-            return PlainTextResponse("<html>502 Bad Gateway</html>")
-        if model == "no-choices":
-            return JSONResponse({"model": model, "choices": []})
-        if model == "slow":
-            await asyncio.sleep(5)
-        if model == "empty":
-            content = ""
-        if model == "substitute-me":
-            model = "qwen2.5-0.5b-instruct"
-        return JSONResponse(
-            {
-                "id": "chatcmpl-test",
-                "object": "chat.completion",
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": 11,
-                    "completion_tokens": 7,
-                    "total_tokens": 18,
-                },
-            }
-        )
-
-
-def closed_loopback_url() -> str:
-    """A loopback URL where nothing listens."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,150 @@
+"""Logs: text or JSON lines, lifecycle at INFO, cells at DEBUG, ids on every
+line about a job or a cell, nothing secret."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from beacon import log_context, logs
+from beacon.client import open_channel
+from beacon.v1 import coordinator_service_pb2 as pb
+from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
+from tests.support.openai_server import FakeUpstream
+from tests.support.router_process import RunningRouter, start_router, stop_process
+from tests.support.servers import start_agent, start_coordinator
+
+
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    """Root logging as `--log-format json --log-level DEBUG` sets it up."""
+    stream = io.StringIO()
+    logs.configure("DEBUG", "json")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    yield stream
+    logs.configure("INFO", "text")
+
+
+def records(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line]
+
+
+def test_text_lines_end_with_the_ids_the_message_does_not_name() -> None:
+    formatter = logs.TextFormatter()
+    record = logging.LogRecord(
+        "x", logging.INFO, "f", 1, "sent job_id=%s", ("j",), None
+    )
+    with log_context.ids(job_id="j", cell_id="c-1"):
+        log_context.IdsFilter().filter(record)
+    line = formatter.format(record)
+    assert line.endswith("x: sent job_id=j cell_id=c-1")
+
+
+async def test_ids_reach_lines_logged_in_tasks_started_for_a_cell(
+    json_lines: io.StringIO,
+) -> None:
+    log = logging.getLogger("tests.cell")
+
+    async def work() -> None:
+        log.debug("router call ok")
+
+    with log_context.ids(job_id="j-1", cell_id="c-7", attempt=2):
+        await asyncio.create_task(work())
+    log.info("between jobs")
+
+    first, second = [r for r in records(json_lines) if r["logger"] == "tests.cell"]
+    assert (first["job_id"], first["cell_id"], first["attempt"]) == ("j-1", "c-7", "2")
+    assert first["level"] == "DEBUG" and first["message"] == "router call ok"
+    assert "job_id" not in second
+
+
+async def test_a_real_job_logs_ids_on_every_cell_line_and_cells_only_at_debug(
+    tmp_path: Path, router: RunningRouter, json_lines: io.StringIO
+) -> None:
+    agents = [
+        await start_agent(tmp_path, region, router.url)
+        for region in ("us-east", "eu-west")
+    ]
+    coordinator = await start_coordinator(tmp_path, agents)
+    spec = job_pb2.JobSpec(
+        job_id="logs-1", models=["llama3.2-1b"], regions=["us-east", "eu-west"]
+    )
+    spec.questions.add(id="q1", text="What is 2+2?")
+    spec.questions.add(id="q2", text="Who are you?")
+    try:
+        async with open_channel(coordinator.endpoint) as channel:
+            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+            events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=spec))]
+        assert events[-1].result.counts.completed == 4
+    finally:
+        await coordinator.stop()
+        for agent in agents:
+            await agent.stop()
+
+    lines = records(json_lines)
+    cell_lines = [r for r in lines if r["logger"] == "region_agent.executor"]
+    assert len(cell_lines) == 4, "one DEBUG line per executed cell"
+    router_lines = [r for r in lines if r["logger"] == "region_agent.router_client"]
+    assert len(router_lines) == 4
+    for line in cell_lines + router_lines:
+        assert line["level"] == "DEBUG"
+        assert line["job_id"] == "logs-1" and line["cell_id"], line
+    about_jobs = {
+        "coordinator.jobs",
+        "coordinator.job_runner",
+        "coordinator.region_stream",
+        "coordinator.observe",
+    }
+    job_lines = [r for r in lines if r["logger"] in about_jobs]
+    assert job_lines
+    for line in job_lines:
+        assert line.get("job_id") == "logs-1" or "job_id=logs-1" in line["message"]
+    finals = [r for r in job_lines if r["message"].startswith("cell final")]
+    assert len(finals) == 4
+    assert all(r["level"] == "DEBUG" and r["job_id"] == "logs-1" for r in finals)
+    info_about_cells = [r for r in lines if r["level"] != "DEBUG" and r.get("cell_id")]
+    assert not info_about_cells, "a clean job logs no cell at INFO"
+    assert coordinator.token not in json_lines.getvalue()
+
+
+def test_router_logs_json_at_debug_without_the_upstream_key(tmp_path: Path) -> None:
+    secret = "sk-test-" + "9f3a" * 8
+    upstream = FakeUpstream()
+    upstream.start()
+    try:
+        with start_router(
+            tmp_path,
+            "--upstream",
+            f"eu-west={upstream.url}",
+            "--upstream-api-key-env",
+            "eu-west=BEACON_TEST_UPSTREAM_KEY",
+            "--log-level",
+            "DEBUG",
+            "--log-format",
+            "json",
+            env={"BEACON_TEST_UPSTREAM_KEY": secret},
+        ) as router:
+            reply = httpx.post(
+                f"{router.url}/inference",
+                json={"model": "m", "prompt": "hi", "region_preference": "eu-west"},
+                timeout=30,
+            )
+            assert reply.json()["success"] is True
+            assert upstream.requests[-1]["authorization"] == f"Bearer {secret}"
+            stop_process(router.process)
+            stderr = router.stderr()
+    finally:
+        upstream.stop()
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert any(line["level"] == "DEBUG" for line in lines)
+    assert secret not in stderr
