@@ -27,6 +27,7 @@ from beacon.urls import check_host_port
 from beacon.v1 import job_pb2
 
 DEFAULT_COORDINATOR = "127.0.0.1:50051"
+CA_CERT_ENV = "BEACON_CA_CERT"
 
 
 class UsageError(Exception):
@@ -82,6 +83,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     from beacon.token_cmd import run
+
+    return run(args)
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    from beacon.certs_cmd import run
 
     return run(args)
 
@@ -205,7 +212,10 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
         token = read_token_file(args.token_file)
     else:
         token = os.environ.get(TOKEN_ENV, "").strip()
-    return Endpoint(args.coordinator, token)
+    ca_cert = args.ca_cert
+    if ca_cert is None and os.environ.get(CA_CERT_ENV):
+        ca_cert = Path(os.environ[CA_CERT_ENV])
+    return Endpoint(args.coordinator, token, ca_cert)
 
 
 def _address(value: str) -> str:
@@ -227,6 +237,11 @@ def _add_coordinator_flag(parser: argparse.ArgumentParser) -> None:
         "--token-file",
         type=Path,
         help=f"file holding the bearer token (mode 600); default ${TOKEN_ENV}",
+    )
+    parser.add_argument(
+        "--ca-cert",
+        type=Path,
+        help=f"use TLS, trusting this CA certificate; default ${CA_CERT_ENV}",
     )
 
 
@@ -272,6 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", required=True, help="who or what uses it")
     token.add_argument("--role", choices=("read", "submit"), default="read")
     token.add_argument("--out", type=Path, help="write the token here (mode 600)")
+
+    certs = command(
+        "certs", cmd_certs, "create a CA and the TLS certificates of a deployment"
+    )
+    certs.add_argument("--out", required=True, type=Path, help="folder to write")
+    certs.add_argument(
+        "--regions",
+        default="us-east,eu-west,asia-pacific",
+        help="comma-separated regions that get an agent certificate",
+    )
+    certs.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="a DNS name or IP the servers are reached at (repeatable); "
+        "localhost and loopback are always included",
+    )
 
     local = command(
         "local", cmd_local, "start a local deployment, run one job, shut down"

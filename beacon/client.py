@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import grpc
@@ -12,7 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from beacon.bearer import bearer_interceptors
-from beacon.channels import client_options
+from beacon.tls import client_channel
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
 
@@ -43,6 +44,8 @@ class Endpoint:
 
     address: str
     token: str = ""
+    # TLS, trusting this CA, when set.
+    ca_cert: Path | None = None
 
     def __repr__(self) -> str:
         # Never print the token, even in a traceback.
@@ -52,9 +55,7 @@ class Endpoint:
 def open_channel(endpoint: Endpoint) -> grpc.aio.Channel:
     """A channel to the coordinator that sends the token with every call."""
     interceptors = bearer_interceptors(endpoint.token) if endpoint.token else []
-    return grpc.aio.insecure_channel(
-        endpoint.address, options=client_options(), interceptors=interceptors
-    )
+    return client_channel(endpoint.address, endpoint.ca_cert, interceptors)
 
 
 class CoordinatorClient:

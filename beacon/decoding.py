@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from beacon.handlers import Behaviour, Continuation, replace_behaviour
+from beacon.handlers import Behaviour, HandlerInterceptor, replace_behaviour
 
 logger = logging.getLogger(__name__)
 
@@ -30,17 +30,14 @@ def _message(method: str, request: _Undecodable) -> str:
     )
 
 
-class RequestDecoding(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
+class RequestDecoding(HandlerInterceptor):
+    def handler_for(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        deserialize = None if handler is None else handler.request_deserializer
-        if handler is None or deserialize is None:
+        deserialize = handler.request_deserializer
+        if deserialize is None:
             return handler
-        method = handler_call_details.method
+        method = details.method
 
         def parse(data: bytes) -> Any:
             try:

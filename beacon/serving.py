@@ -47,14 +47,20 @@ class ServingServer:
         )
         self.address = ""
 
-    def bind(self, listen: str) -> str:
-        """Bind `host:port` (port 0 picks a free one); returns the address.
+    def bind(
+        self, listen: str, credentials: grpc.ServerCredentials | None = None
+    ) -> str:
+        """Bind `host:port` (port 0 picks a free one), over TLS when
+        `credentials` are given; returns the address.
 
         Raises OSError when the address is taken or invalid.
         """
         host, _, _ = listen.rpartition(":")
         try:
-            port = self.server.add_insecure_port(listen)
+            if credentials is None:
+                port = self.server.add_insecure_port(listen)
+            else:
+                port = self.server.add_secure_port(listen, credentials)
         except RuntimeError:
             # grpc reports every bind failure this way, with no detail.
             port = 0

@@ -12,16 +12,11 @@ from collections.abc import Mapping, Sequence
 
 import grpc
 
-from beacon.handlers import Continuation, refusing
+from beacon.handlers import OPEN_METHOD_PREFIXES, HandlerInterceptor, refusing
 from beacon.tokens import Role, TokenEntry, token_digest
 
 logger = logging.getLogger(__name__)
 
-OPEN_PREFIXES = (
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-    "/grpc.reflection.v1.ServerReflection/",
-)
 SUBMIT_METHODS = frozenset(
     f"/beacon.v1.CoordinatorService/{name}"
     for name in ("SubmitJob", "RunJob", "CancelJob")
@@ -55,7 +50,7 @@ class TokenCheck:
         self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None
     ) -> tuple[Refusal | None, str]:
         """(None, caller name) when allowed, else (status and message, "")."""
-        if method.startswith(OPEN_PREFIXES):
+        if method.startswith(OPEN_METHOD_PREFIXES):
             return None, ""
         if not self._tokens:
             return (
@@ -85,7 +80,7 @@ class TokenCheck:
         return None, entry.name
 
 
-class TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class TokenAuth(HandlerInterceptor):
     def __init__(self, tokens: Mapping[str, TokenEntry]) -> None:
         self._check = TokenCheck(tokens)
         if not tokens:
@@ -94,18 +89,11 @@ class TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 "reflection is refused; set tokens_file"
             )
 
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
+    def handler_for(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        refusal, caller = self._check.refusal(
-            method, handler_call_details.invocation_metadata
-        )
+        method = details.method
+        refusal, caller = self._check.refusal(method, details.invocation_metadata)
         if refusal is None:
             if caller:
                 logger.debug("[%s] caller=%s", method, caller)

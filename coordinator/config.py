@@ -12,6 +12,7 @@ from beacon.jobspec import DEFAULT_MAX_CELLS
 from beacon.regions import KNOWN_REGIONS, canonical_region
 from beacon.settings import ConfigError, ServerSettings, load_settings
 from beacon.signing import KeyFileError, PublicKey, load_public_key
+from beacon.tls import TlsFiles
 from beacon.urls import check_host_port
 from coordinator.analysis.thresholds import AnalysisThresholds
 
@@ -78,6 +79,11 @@ class CoordinatorConfig(ServerSettings):
         description="YAML file of bearer tokens and roles (mode 0600); "
         "without it every call except health and reflection is refused.",
     )
+    tls: TlsFiles | None = Field(
+        default=None,
+        description="TLS for clients, and mutual TLS to agents whose "
+        "certificates name their region (files from `beacon certs`).",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -113,6 +119,11 @@ def _resolve_key_paths(data: dict[str, Any], base: Path) -> None:
     tokens = data.get("tokens_file")
     if isinstance(tokens, str) and not Path(tokens).is_absolute():
         data["tokens_file"] = str(base / tokens)
+    tls = data.get("tls")
+    if isinstance(tls, dict):
+        for name, value in tls.items():
+            if isinstance(value, str) and not Path(value).is_absolute():
+                tls[name] = str(base / value)
     regions = data.get("regions")
     if not isinstance(regions, dict):
         return

@@ -97,7 +97,7 @@ class JobManager:
             max_cells=config.max_cells_per_job, known_regions=config.region_ids
         )
         self.replicas: dict[str, list[Replica]] = {
-            region: [Replica(a.address, a.pinned_key()) for a in cfg.agents]
+            region: [Replica(a.address, a.pinned_key(), config.tls) for a in cfg.agents]
             for region, cfg in config.regions.items()
         }
         pinned: dict[str, dict[str, PublicKey]] = {}

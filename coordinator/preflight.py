@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import grpc
 
-from beacon.channels import client_options
 from beacon.v1 import region_agent_service_pb2, region_agent_service_pb2_grpc
+from coordinator.agent_identity import certificate_problem
 from coordinator.region_stream import Replica, refusal_of
 
 logger = logging.getLogger(__name__)
@@ -24,9 +24,7 @@ PREFLIGHT_TIMEOUT_SECONDS = 3.0
 
 async def check_agent(region: str, replica: Replica) -> str:
     """ "" when the agent answers as configured, else what is wrong."""
-    async with grpc.aio.insecure_channel(
-        replica.address, options=client_options()
-    ) as channel:
+    async with replica.channel(region) as channel:
         stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
         try:
             description = await stub.Describe(
@@ -34,6 +32,12 @@ async def check_agent(region: str, replica: Replica) -> str:
                 timeout=PREFLIGHT_TIMEOUT_SECONDS,
             )
         except grpc.aio.AioRpcError as exc:
+            if replica.tls is not None and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                problem = await certificate_problem(
+                    replica.address, region, replica.tls
+                )
+                if problem:
+                    return problem
             return f"agent {replica.address} does not answer: {exc.code().name}"
     refusal = refusal_of(region, replica, description)
     if refusal:

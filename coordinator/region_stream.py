@@ -18,13 +18,14 @@ from typing import Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
-from beacon.channels import client_options
 from beacon.signing import PublicKey
+from beacon.tls import TlsFiles, agent_channel
 from beacon.v1 import (
     receipt_pb2,
     region_agent_service_pb2,
     region_agent_service_pb2_grpc,
 )
+from coordinator.agent_identity import certificate_problem
 from coordinator.capacity import AgentCapacity
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ class CellFeed(Protocol):
 class Replica:
     address: str
     pinned_key: PublicKey
+    # Mutual TLS to the agent; None on a plaintext (loopback) deployment.
+    tls: TlsFiles | None = None
+
+    def channel(self, region: str) -> grpc.aio.Channel:
+        return agent_channel(self.address, region, self.tls)
 
 
 @dataclass(eq=False)
@@ -165,9 +171,7 @@ class RegionStream:
 
     async def _abandon_at(self, replica: Replica, job_token: str) -> None:
         try:
-            async with grpc.aio.insecure_channel(
-                replica.address, options=client_options()
-            ) as channel:
+            async with replica.channel(self.region) as channel:
                 stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
                 reply = await stub.AbandonJob(
                     region_agent_service_pb2.AbandonJobRequest(
@@ -224,12 +228,19 @@ class RegionStream:
                 self.last_error = (
                     f"agent {replica.address}: {exc.code().name}: {exc.details()}"
                 )
+                if not opened and replica.tls is not None:
+                    # A refused certificate looks like an unreachable agent.
+                    problem = await certificate_problem(
+                        replica.address, self.region, replica.tls
+                    )
+                    self.last_error = problem or self.last_error
                 logger.warning(
-                    "stream lost job_id=%s region=%s agent=%s code=%s",
+                    "stream lost job_id=%s region=%s agent=%s code=%s: %s",
                     self.job_id,
                     self.region,
                     replica.address,
                     exc.code().name,
+                    self.last_error,
                 )
             except Exception as exc:
                 # A fault on this side must not end the region's work: log it,
@@ -250,9 +261,7 @@ class RegionStream:
 
     async def _serve(self, replica: Replica, opened: Callable[[], None]) -> None:
         """Run one stream until it ends; `opened` is called once it is open."""
-        async with grpc.aio.insecure_channel(
-            replica.address, options=client_options()
-        ) as channel:
+        async with replica.channel(self.region) as channel:
             stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
             description = await stub.Describe(
                 region_agent_service_pb2.DescribeRequest(),

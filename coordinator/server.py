@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from beacon.serving import ServingServer, serve_until_signalled
+from beacon.tls import server_credentials
 from beacon.tokens import load_tokens
 from beacon.v1 import coordinator_service_pb2_grpc
 from coordinator.auth import TokenAuth
@@ -19,11 +20,23 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = "beacon.v1.CoordinatorService"
 
 
-async def run_coordinator(config: CoordinatorConfig) -> None:
+def bind_coordinator(config: CoordinatorConfig, listen: str) -> ServingServer:
+    """The coordinator's server, bound, with its tokens and TLS; the
+    CoordinatorService is added once the store is open."""
     tokens = load_tokens(config.tokens_file) if config.tokens_file else {}
-    # Bound first: a coordinator that cannot listen must not touch the store.
     serving = ServingServer([SERVICE_NAME], [TokenAuth(tokens)])
-    serving.bind(config.listen)
+    credentials = (
+        server_credentials(config.tls, require_client_cert=False)
+        if config.tls
+        else None
+    )
+    serving.bind(listen, credentials)
+    return serving
+
+
+async def run_coordinator(config: CoordinatorConfig) -> None:
+    # Bound first: a coordinator that cannot listen must not touch the store.
+    serving = bind_coordinator(config, config.listen)
     store = await SqliteJobStore.open(config.store)
     jobs = JobManager(config, store)
     coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(

@@ -26,6 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--capacity", type=int, help="cells at once (16)")
     parser.add_argument("--max-output-chars", type=int, help="(100000)")
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--tls-cert", type=Path, help="certificate naming the region")
+    parser.add_argument("--tls-key", type=Path, help="its private key (mode 600)")
+    parser.add_argument("--tls-ca", type=Path, help="CA of the coordinator's cert")
+
+
+def _tls_files(args: argparse.Namespace) -> dict[str, Path] | None:
+    given = {"ca": args.tls_ca, "cert": args.tls_cert, "key": args.tls_key}
+    if not any(given.values()):
+        return None
+    if not all(given.values()):
+        raise ConfigError("tls: mutual TLS needs --tls-ca, --tls-cert and --tls-key")
+    return given
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
@@ -41,6 +53,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         capacity=args.capacity,
         max_output_chars=args.max_output_chars,
         ready_file=args.ready_file,
+        tls=_tls_files(args),
     )
     try:
         SigningKey.load(config.signing_key)

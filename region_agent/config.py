@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from beacon.regions import KNOWN_REGIONS, canonical_region
 from beacon.settings import ServerSettings, load_settings
+from beacon.tls import TlsFiles
 from beacon.urls import check_host_port, check_http_url
 
 
@@ -44,6 +45,11 @@ class AgentConfig(ServerSettings):
         default=256 * 1024 * 1024, ge=1, description="Bytes of kept receipts."
     )
     ready_file: Path | None = None
+    tls: TlsFiles | None = Field(
+        default=None,
+        description="Mutual TLS: this agent's certificate (naming its region), "
+        "its key, and the CA that signs the coordinator's certificate.",
+    )
 
     @field_validator("region")
     @classmethod

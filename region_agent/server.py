@@ -6,6 +6,7 @@ import logging
 
 from beacon.serving import DEFAULT_GRACE_SECONDS, ServingServer, serve_until_signalled
 from beacon.signing import SigningKey
+from beacon.tls import CoordinatorOnly, server_credentials
 from beacon.v1 import region_agent_service_pb2_grpc
 from region_agent.config import AgentConfig
 from region_agent.executor import CellExecutor, ExecutorSettings
@@ -39,15 +40,29 @@ def build_service(
     )
 
 
-async def run_agent(config: AgentConfig) -> None:
-    key = SigningKey.load(config.signing_key)
-    router = HybridRouterClient(config.router_url, max_connections=config.capacity)
-    serving = ServingServer([SERVICE_NAME])
-    service = build_service(config, key, router)
+def bind_agent(
+    config: AgentConfig,
+    service: region_agent_service_pb2_grpc.RegionAgentServiceServicer,
+    listen: str,
+) -> ServingServer:
+    """The agent's server, bound: mutual TLS (only the coordinator may call)
+    when the configuration has certificates, plaintext otherwise."""
+    serving = ServingServer([SERVICE_NAME], [CoordinatorOnly()] if config.tls else [])
     region_agent_service_pb2_grpc.add_RegionAgentServiceServicer_to_server(
         service, serving.server
     )
-    serving.bind(config.listen)
+    credentials = (
+        server_credentials(config.tls, require_client_cert=True) if config.tls else None
+    )
+    serving.bind(listen, credentials)
+    return serving
+
+
+async def run_agent(config: AgentConfig) -> None:
+    key = SigningKey.load(config.signing_key)
+    router = HybridRouterClient(config.router_url, max_connections=config.capacity)
+    service = build_service(config, key, router)
+    serving = bind_agent(config, service, config.listen)
     logger.info(
         "agent region=%s agent_id=%s key_id=%s router=%s capacity=%d",
         config.region,

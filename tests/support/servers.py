@@ -10,17 +10,16 @@ from typing import Any
 from beacon.client import Endpoint
 from beacon.serving import ServingServer
 from beacon.signing import SigningKey
-from beacon.tokens import Role, add_token, load_tokens
-from beacon.v1 import coordinator_service_pb2_grpc, region_agent_service_pb2_grpc
-from coordinator.auth import TokenAuth
+from beacon.tokens import Role, add_token
+from beacon.v1 import coordinator_service_pb2_grpc
 from coordinator.config import CoordinatorConfig
 from coordinator.jobs import JobManager
+from coordinator.server import bind_coordinator
 from coordinator.service import CoordinatorService
 from coordinator.sqlite_store import SqliteJobStore
 from region_agent.config import AgentConfig
 from region_agent.router_client import HybridRouterClient
-from region_agent.server import SERVICE_NAME as AGENT_SERVICE
-from region_agent.server import build_service
+from region_agent.server import bind_agent, build_service
 from region_agent.service import RegionAgentService
 
 
@@ -60,11 +59,8 @@ async def start_agent(
     )
     router = HybridRouterClient(config.router_url, max_connections=capacity)
     servicer = build_service(config, key, router)
-    serving = ServingServer([AGENT_SERVICE])
-    region_agent_service_pb2_grpc.add_RegionAgentServiceServicer_to_server(
-        wrap(servicer) if wrap else servicer, serving.server
-    )
-    address = serving.bind("127.0.0.1:0")
+    serving = bind_agent(config, wrap(servicer) if wrap else servicer, "127.0.0.1:0")
+    address = serving.address
     await serving.start()
     return RunningAgent(region, address, key, servicer, serving, router)
 
@@ -115,11 +111,10 @@ async def start_coordinator(
     )
     store = await SqliteJobStore.open(config.store)
     jobs = JobManager(config, wrap_store(store) if wrap_store else store)
-    tokens = load_tokens(config.tokens_file) if config.tokens_file else {}
-    serving = ServingServer(["beacon.v1.CoordinatorService"], [TokenAuth(tokens)])
+    serving = bind_coordinator(config, "127.0.0.1:0")
     coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
         CoordinatorService(jobs), serving.server
     )
-    address = serving.bind("127.0.0.1:0")
+    address = serving.address
     await serving.start()
     return RunningCoordinator(address, jobs, store, serving, token, read_token)
