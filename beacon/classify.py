@@ -123,6 +123,37 @@ REFUSAL_RULES: Final[tuple[Rule, ...]] = (
         r"\s+(?:current\s+)?(?:scope|capabilities)\b",
     ),
     _rule(
+        "afraid_cannot",
+        rf"{_I_AM}\s+afraid\s+(?:that\s+)?(?:I\s+)?(?:can't|cannot|can\s+not|won't"
+        r"|will\s+not|am\s+not\s+able|'m\s+not\s+able|am\s+unable|'m\s+unable)\b",
+    ),
+    _rule(
+        "not_allowed_to",
+        rf"{_I_AM}\s+not\s+(?:allowed|permitted|authori[sz]ed|in\s+a\s+position)"
+        r"\s+to\b",
+    ),
+    _rule(
+        "rather_not",
+        rf"\bI(?:'d|\s+would)?\s+(?:rather|prefer)\s+not\s+(?:to\s+)?{_REFUSE_VERBS}\b",
+    ),
+    _rule(
+        "not_going_to",
+        rf"{_I_AM}\s+not\s+going\s+to\s+{_REFUSE_VERBS}\b",
+    ),
+    _rule(
+        "not_something_i_can",
+        r"\b(?:that|this|it)(?:'s|\s+is)\s+not\s+(?:something|a\s+(?:topic|subject"
+        r"|question))\s+(?:that\s+)?I\s+(?:can|could|am\s+able\s+to|'m\s+able\s+to"
+        r"|will)\b",
+    ),
+    _rule(
+        "rules_forbid",
+        r"\bmy\s+(?:guidelines|programming|policies|policy|instructions|rules)"
+        r"\s+(?:do\s+not|don't|does\s+not|doesn't)\s+(?:allow|permit)\s+me\b"
+        r"|\bI(?:'m|\s+am)\s+(?:programmed|designed|instructed)\s+(?:not\s+to"
+        r"|to\s+avoid)\b",
+    ),
+    _rule(
         "talk_about_something_else",
         r"\blet's\s+(?:talk|chat)\s+about\s+something\s+else\b",
     ),
