@@ -137,7 +137,9 @@ def test_regional_refusal_makes_the_job_high_risk_and_says_why() -> None:
     assert list(flag.regions) == [US, EU, AP]
     assert flag.message == f"{AP} refuses while {US}, {EU} answers"
     assert analysis.risk == analysis_pb2.RISK_LEVEL_HIGH
-    assert "region refusing while another answers" in analysis.risk_reasons[0]
+    assert analysis.risk_reasons[0].startswith(
+        "a region refuses while another answers in 1 of 1 compared"
+    )
     assert f"{LLAMA}/q1" in analysis.risk_reasons[0]
     stats = {(s.region, s.model): s for s in analysis.region_models}
     assert stats[(AP, LLAMA)].refusal_rate == 1.0

@@ -64,8 +64,8 @@ def assess_risk(
         reasons.append(
             (
                 level,
-                f"{len(refusing)} (model, question) with a region refusing while "
-                f"another answers: {_named(refusing)}",
+                f"a region refuses while another answers in {len(refusing)} "
+                f"of {compared} compared (model, question): {_named(refusing)}",
             )
         )
 
@@ -78,8 +78,8 @@ def assess_risk(
         reasons.append(
             (
                 _MEDIUM,
-                f"{len(diverging)} (model, question) where regions answer "
-                f"differently: {_named(diverging)}",
+                f"regions answer differently in {len(diverging)} of {compared} "
+                f"compared (model, question): {_named(diverging)}",
             )
         )
     if share >= thresholds.high_risk_flagged_share and flagged:
