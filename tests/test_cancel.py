@@ -30,14 +30,23 @@ async def router(tmp_path: Path) -> AsyncIterator[RunningRouter]:
         yield running
 
 
+HANGS = 1000
+
+
 def hang_every_call(router: RunningRouter, **match: str) -> None:
     """Every call matching `match` (model, region) hangs until abandoned."""
     reply = httpx.post(
         f"{router.url}/faults",
-        json={"rules": [{"shape": "hang", "count": 1000, **match}]},
+        json={"rules": [{"shape": "hang", "count": HANGS, **match}]},
         trust_env=False,
     )
     reply.raise_for_status()
+
+
+def hanging_calls(router: RunningRouter) -> int:
+    """Calls the hang rule has caught so far (each uses up one of its count)."""
+    rules = httpx.get(f"{router.url}/faults", trust_env=False).json()
+    return HANGS - (rules[0]["count"] if rules else 0)
 
 
 def job_with_a_slow_model(job_id: str) -> job_pb2.JobSpec:
@@ -66,11 +75,11 @@ async def test_cancel_abandons_calls_in_flight_and_keeps_finished_outcomes(
             spec = job_with_a_slow_model("cancel-mid-call")
             await stub.SubmitJob(pb.SubmitJobRequest(spec=spec))
 
-            def fast_cells_done() -> bool:
-                calls = read_call_log(router.call_log)
-                return sum(c["success"] for c in calls) == 3
+            async def fast_done_and_slow_hanging() -> bool:
+                fast_done = await completed(stub, spec.job_id) == 3
+                return fast_done and hanging_calls(router) == 3
 
-            await eventually(fast_cells_done, what="the fast model's cells")
+            await eventually(fast_done_and_slow_hanging, what="cells done or hung")
             await stub.CancelJob(pb.CancelJobRequest(job_id=spec.job_id))
 
             def slow_calls_abandoned() -> bool:
@@ -95,6 +104,14 @@ async def test_cancel_abandons_calls_in_flight_and_keeps_finished_outcomes(
     assert by_model[SLOW_MODEL] == [job_pb2.CELL_STATUS_CANCELLED] * 3
     calls = read_call_log(router.call_log)
     assert [c["fault"] for c in calls if c["abandoned"]] == ["hang"] * 3
+
+
+async def completed(
+    stub: coordinator_service_pb2_grpc.CoordinatorServiceStub, job_id: str
+) -> int:
+    """Cells with an accepted receipt, as the coordinator reports them."""
+    reply = await stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id))
+    return int(reply.result.counts.completed)
 
 
 async def abandon(agent: RunningAgent, job_id: str, token: str) -> int:
@@ -142,9 +159,8 @@ async def test_a_hung_region_never_holds_up_another(
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
             await stub.SubmitJob(pb.SubmitJobRequest(spec=spec))
 
-            def us_east_done() -> bool:
-                calls = read_call_log(router.call_log)
-                return sum(c["success"] for c in calls) == 12
+            async def us_east_done() -> bool:
+                return await completed(stub, spec.job_id) == 12
 
             # eu-west's two slots are stuck on hung calls all along.
             await eventually(us_east_done, what="us-east's cells")
