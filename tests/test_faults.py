@@ -4,6 +4,7 @@ records every call, and agents and a coordinator that are killed."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -62,16 +63,8 @@ async def test_each_router_failure_shape_gets_its_own_code_and_retry_decision(
     )
     for name in SHAPES:
         spec.questions.add(id=name.replace("-", "_"), text=f"<{name}> a question")
-    agent = await start_agent(tmp_path, "us-east", router.url)
-    coordinator = await start_coordinator(tmp_path, [agent], retry_base_seconds=0.05)
-    try:
-        async with open_channel(coordinator.endpoint) as channel:
-            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
-            events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=spec))]
-    finally:
-        await coordinator.stop()
-        await agent.stop()
-    outcomes = {o.question_id: o for o in events[-1].result.outcomes}
+    result = await run_in_process(tmp_path, router.url, spec)
+    outcomes = {o.question_id: o for o in result.outcomes}
 
     def history(question_id: str) -> list[tuple[str, bool]]:
         return [
@@ -248,3 +241,72 @@ async def test_a_region_whose_agent_never_returns_fails_alone_at_the_deadline(
     announced = list(finals)
     first_lost = min(announced.index(o.cell_id) for o in lost)
     assert all(announced.index(o.cell_id) < first_lost for o in by_region["us-east"])
+
+
+async def run_in_process(
+    tmp_path: Path, router_url: str, spec: job_pb2.JobSpec
+) -> job_pb2.JobResult:
+    agent = await start_agent(tmp_path, "us-east", router_url)
+    coordinator = await start_coordinator(tmp_path, [agent], retry_base_seconds=0.05)
+    try:
+        async with open_channel(coordinator.endpoint) as channel:
+            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+            events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=spec))]
+    finally:
+        await coordinator.stop()
+        await agent.stop()
+    result: job_pb2.JobResult = events[-1].result
+    return result
+
+
+def one_cell(job_id: str, **fields: object) -> job_pb2.JobSpec:
+    spec = job_pb2.JobSpec(
+        job_id=job_id, models=["llama3.2-1b"], regions=["us-east"], **fields
+    )
+    spec.questions.add(id="q", text=f"[{job_id}] a question?")
+    return spec
+
+
+async def test_a_router_refusing_connections_fails_the_cell_after_its_attempts(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        # Bound, not listening: connections are refused.
+        result = await run_in_process(
+            tmp_path, nobody, one_cell("refused", max_attempts=3)
+        )
+
+    (outcome,) = result.outcomes
+    assert outcome.status == job_pb2.CELL_STATUS_FAILED
+    assert [(a.failure.code, a.failure.retryable) for a in outcome.attempts] == [
+        ("ROUTER_UNREACHABLE", True)
+    ] * 3
+
+
+async def test_hung_calls_end_at_each_layers_deadline(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    async with httpx.AsyncClient(trust_env=False) as http:
+        reply = await http.post(
+            f"{router.url}/faults", json={"rules": [{"shape": "hang", "count": 100}]}
+        )
+        reply.raise_for_status()
+    timeouts = job_pb2.Timeouts(
+        router_call_seconds=1, cell_attempt_seconds=2, job_seconds=6
+    )
+    result = await run_in_process(
+        tmp_path, router.url, one_cell("deadlines", max_attempts=10, timeouts=timeouts)
+    )
+
+    (outcome,) = result.outcomes
+    assert result.status == job_pb2.JOB_STATUS_TIMED_OUT
+    assert outcome.status == job_pb2.CELL_STATUS_TIMED_OUT
+    assert "(layer: job)" in outcome.reason
+    # Each attempt ended at the router call's deadline, inside the attempt's.
+    ended = [a for a in outcome.attempts if a.failure.code]
+    assert ended
+    assert {(a.failure.code, a.failure.stage) for a in ended} == {
+        ("ROUTER_TIMEOUT", "router_call")
+    }
