@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import yaml
 from google.protobuf import json_format
 from rich.console import Console
 
 from beacon.client import Endpoint
 from beacon.jobspec import load_job_file, normalize_spec
+from beacon.metrics_http import ANNOUNCEMENT as METRICS_ANNOUNCEMENT
 from beacon.processes import ProcessGroup
 from beacon.progress import run_job
 from beacon.regions import KNOWN_REGIONS
@@ -29,6 +31,10 @@ from beacon.v1 import job_pb2
 
 logger = logging.getLogger(__name__)
 
+# Every server of a local deployment serves metrics on a port of its own.
+METRICS_ARGS = ("--metrics-listen", "127.0.0.1:0")
+SCRAPE_TIMEOUT_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class LocalDeployment:
@@ -36,6 +42,8 @@ class LocalDeployment:
     router_url: str
     call_log: Path
     token: str
+    # Each server's Prometheus endpoint, by process name.
+    metrics: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"LocalDeployment(coordinator={self.coordinator!r})"
@@ -73,7 +81,15 @@ def start_local(
     call_log = state_dir / "router-calls.jsonl"
     router = group.start(
         "router",
-        ["local_router", "--port", "0", "--call-log", str(call_log), *router_args],
+        [
+            "local_router",
+            "--port",
+            "0",
+            "--call-log",
+            str(call_log),
+            *METRICS_ARGS,
+            *router_args,
+        ],
     )
     router_url = router.wait_ready()
 
@@ -93,6 +109,7 @@ def start_local(
                 str(key_path),
                 "--listen",
                 "127.0.0.1:0",
+                *METRICS_ARGS,
             ],
         )
         agents[region] = (agent, public_key)
@@ -110,9 +127,12 @@ def start_local(
     config_path = state_dir / "coordinator.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     coordinator = group.start(
-        "coordinator", ["beacon", "coordinator", "--config", str(config_path)]
+        "coordinator",
+        ["beacon", "coordinator", "--config", str(config_path), *METRICS_ARGS],
     )
-    return LocalDeployment(coordinator.wait_ready(), router_url, call_log, token)
+    address = coordinator.wait_ready()
+    metrics = {p.name: p.announced(METRICS_ANNOUNCEMENT) for p in group.processes}
+    return LocalDeployment(address, router_url, call_log, token, metrics)
 
 
 def run_local(
@@ -135,6 +155,7 @@ def run_local(
         started = time.monotonic()
         result = asyncio.run(run_job(deployment.endpoint, spec, console))
         elapsed = time.monotonic() - started
+        scraped = scrape_metrics(deployment, state_dir / "metrics")
     finally:
         group.stop_all()
     print_result(console, result, elapsed)
@@ -142,4 +163,15 @@ def run_local(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json_format.MessageToJson(result), encoding="utf-8")
     console.print(f"full result with signed receipts: {out}")
+    console.print(f"metrics of every server after the job: {scraped}")
     return result
+
+
+def scrape_metrics(deployment: LocalDeployment, out_dir: Path) -> Path:
+    """Save each server's /metrics page as NAME.prom in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, url in deployment.metrics.items():
+        page = httpx.get(url, timeout=SCRAPE_TIMEOUT_SECONDS)
+        page.raise_for_status()
+        (out_dir / f"{name}.prom").write_text(page.text, encoding="utf-8")
+    return out_dir

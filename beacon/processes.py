@@ -50,6 +50,16 @@ class ManagedProcess:
             f"{self.name} was not ready after {timeout:.0f}s:\n" + self.log_tail()
         )
 
+    def announced(self, marker: str) -> str:
+        """The word after the last `marker` in the log, e.g. a URL a server
+        printed once it picked a port; raises ProcessStartError if absent."""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        for line in reversed(text.splitlines()):
+            _, found, rest = line.partition(f" {marker} ")
+            if found and rest.split():
+                return rest.split()[0]
+        raise ProcessStartError(f"{self.name} did not print {marker!r}")
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")

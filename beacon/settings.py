@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from beacon.logs import LOG_FORMATS, LOG_LEVELS, LogFormat
+from beacon.urls import check_host_port
 from beacon.yamlfiles import load_yaml
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,16 @@ class ServerSettings(BaseSettings):
     log_format: LogFormat = Field(
         default="text", description="text lines, or one JSON object per line."
     )
+
+    metrics_listen: str | None = Field(
+        default=None,
+        description="host:port of the Prometheus /metrics endpoint; off if unset.",
+    )
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_address(cls, value: str | None) -> str | None:
+        return None if value is None else check_host_port(value, "metrics address")
 
     @field_validator("log_level")
     @classmethod
@@ -94,6 +105,12 @@ def add_server_flags(
         choices=LOG_FORMATS,
         help="text (default) or json, one object per line",
     )
+    parser.add_argument(
+        "--metrics-listen",
+        dest=f"{prefix}metrics_listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default)",
+    )
 
 
 def server_flag_values(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
@@ -103,6 +120,7 @@ def server_flag_values(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
         "log_level": getattr(args, f"{prefix}log_level")
         or getattr(args, "log_level", None),
         "log_format": getattr(args, f"{prefix}log_format"),
+        "metrics_listen": getattr(args, f"{prefix}metrics_listen"),
     }
 
 

@@ -333,6 +333,7 @@ class JobRunner:
             check_body(body, self._sent_attempt(open_cell))
         except ReceiptRejected as exc:
             self._context.rejections[exc.reason] += 1
+            observe.receipt_rejected(region, exc.reason)
             logger.warning(
                 "receipt rejected job_id=%s region=%s agent=%s reason=%s detail=%s",
                 self.job_id,
@@ -539,6 +540,7 @@ class JobRunner:
         stream = self._streams[open_cell.cell.region]
         pending = (open_cell.cell.cell_id, open_cell.attempt)
         asyncio.get_running_loop().call_later(delay, stream.queue.put_nowait, pending)
+        observe.retry(open_cell.cell, failure)
         logger.info(
             "retrying job_id=%s cell_id=%s attempt=%d after=%s delay=%.2fs",
             self.job_id,

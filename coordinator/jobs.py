@@ -19,6 +19,7 @@ from beacon.jobspec import SpecLimits, normalize_spec
 from beacon.signing import PublicKey
 from beacon.statuses import JobStatus
 from beacon.v1 import coordinator_service_pb2, job_pb2
+from coordinator import metrics
 from coordinator.analysis import analyze_result
 from coordinator.capacity import AgentCapacity
 from coordinator.config import CoordinatorConfig
@@ -160,7 +161,7 @@ class JobManager:
         runner = JobRunner(job, self._context, JobEvents(job.job_id))
         self._runners[job.job_id] = runner
         task = asyncio.create_task(
-            runner.run(),
+            metrics.timed_job(runner.run(), job_pb2.JobStatus.Name),
             name=f"job {job.job_id}",
             context=log_context.context_with(job_id=job.job_id),
         )

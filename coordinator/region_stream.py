@@ -25,6 +25,7 @@ from beacon.v1 import (
     region_agent_service_pb2,
     region_agent_service_pb2_grpc,
 )
+from coordinator import metrics
 from coordinator.agent_identity import certificate_problem
 from coordinator.capacity import AgentCapacity
 
@@ -283,12 +284,14 @@ class RegionStream:
             )
             call = stub.Execute()
             self._connections.add(connection)
+            metrics.IN_FLIGHT.watch(connection, self.region)
             self.last_error = ""
             opened()
             try:
                 await self._pump(call, connection)
             finally:
                 self._connections.discard(connection)
+                metrics.IN_FLIGHT.forget(connection)
                 call.cancel()
                 for pending in connection.in_flight:
                     self.queue.put_nowait(pending)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from beacon.metrics_http import start_metrics
 from beacon.serving import ServingServer, serve_until_signalled
 from beacon.tls import server_credentials
 from beacon.tokens import load_tokens
 from beacon.v1 import coordinator_service_pb2_grpc
+from coordinator import metrics
 from coordinator.auth import TokenAuth
 from coordinator.config import CoordinatorConfig
 from coordinator.jobs import JobManager
@@ -37,6 +39,9 @@ def bind_coordinator(config: CoordinatorConfig, listen: str) -> ServingServer:
 async def run_coordinator(config: CoordinatorConfig) -> None:
     # Bound first: a coordinator that cannot listen must not touch the store.
     serving = bind_coordinator(config, config.listen)
+    exporter = start_metrics(
+        config.metrics_listen, metrics.REGISTRY, "beacon-coordinator"
+    )
     store = await SqliteJobStore.open(config.store)
     jobs = JobManager(config, store)
     coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
@@ -56,3 +61,5 @@ async def run_coordinator(config: CoordinatorConfig) -> None:
         )
     finally:
         await store.close()
+        if exporter is not None:
+            exporter.stop()

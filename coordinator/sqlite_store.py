@@ -18,6 +18,7 @@ from typing import TypeVar
 from beacon.cells import Cell
 from beacon.statuses import CellStatus, Classification, JobStatus
 from beacon.v1 import job_pb2
+from coordinator import metrics
 from coordinator.store import (
     AttemptEnd,
     AttemptRecord,
@@ -131,6 +132,7 @@ class SqliteJobStore:
 
     # Jobs
 
+    @metrics.timed_write
     async def create_job(
         self,
         spec: job_pb2.JobSpec,
@@ -225,6 +227,7 @@ class SqliteJobStore:
 
         return await self._run(unfinished)
 
+    @metrics.timed_write
     async def set_job_status(
         self, job_id: str, status: JobStatus, finished_at: float | None
     ) -> None:
@@ -314,6 +317,7 @@ class SqliteJobStore:
 
         return await self._run(attempts)
 
+    @metrics.timed_write
     async def record_attempt_sent(
         self, job_id: str, cell_id: str, attempt: int, agent_address: str, now: float
     ) -> None:
@@ -329,6 +333,7 @@ class SqliteJobStore:
             )
         )
 
+    @metrics.timed_write
     async def record_attempt_end(
         self, job_id: str, end: AttemptEnd, final: CellFinal | None
     ) -> bool:
@@ -381,6 +386,7 @@ class SqliteJobStore:
 
         return await self._run(record)
 
+    @metrics.timed_write
     async def finish_open_cells(
         self,
         job_id: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from local_router import metrics
 from local_router.call_log import CallLog
 from local_router.config import RouterConfig
 from local_router.faults import FaultPlan, FaultRule, FaultRules
@@ -33,6 +35,7 @@ def create_app(config: RouterConfig) -> FastAPI:
     router = RegionRouter(build_providers(config))
     faults = FaultPlan(config.fault_rates, config.fault_seed)
     replays = ReplayCache()
+    served_regions = frozenset(router.regions)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +49,7 @@ def create_app(config: RouterConfig) -> FastAPI:
 
     @app.post("/inference")
     async def inference(body: InferenceRequest, request: Request) -> Response:
+        started = time.perf_counter()
         key = request.headers.get(IDEMPOTENCY_HEADER)
         chosen: list[str | None] = [None]
 
@@ -63,6 +67,9 @@ def create_app(config: RouterConfig) -> FastAPI:
             # The caller gave up (a deadline, a cancel, a killed agent): the
             # call is abandoned, so nothing it would have produced is kept.
             work.cancel()
+            metrics.call_answered(
+                body, None, time.perf_counter() - started, served_regions
+            )
             logger.info(
                 "abandoned call model=%s region=%s", body.model, body.region_preference
             )
@@ -70,6 +77,9 @@ def create_app(config: RouterConfig) -> FastAPI:
                 await call_log.record(body, None, idempotency_key=key, fault=chosen[0])
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         served, replayed = work.result()
+        metrics.call_answered(
+            body, served, time.perf_counter() - started, served_regions
+        )
         logger.debug(
             "model=%s region=%s provider=%s success=%s error_code=%s fault=%s "
             "replayed=%s",

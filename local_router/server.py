@@ -15,8 +15,10 @@ from types import FrameType
 
 import uvicorn
 
+from beacon.metrics_http import start_metrics
 from local_router.app import create_app
 from local_router.config import RouterConfig
+from local_router.metrics import REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,11 @@ async def serve(config: RouterConfig) -> None:
     app = create_app(config)
     sock = await _bind(config.host, config.port)
     url = _url_of(sock)
+    try:
+        exporter = start_metrics(config.metrics_listen, REGISTRY, "beacon-router")
+    except OSError as exc:
+        sock.close()
+        raise RouterStartupError(str(exc)) from exc
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -57,6 +64,8 @@ async def serve(config: RouterConfig) -> None:
                 server.should_exit = True
                 await task
             sock.close()
+            if exporter is not None:
+                exporter.stop()
             if config.ready_file is not None:
                 await asyncio.to_thread(config.ready_file.unlink, missing_ok=True)
     logger.info("beacon-router at %s stopped", url)

@@ -15,6 +15,7 @@ from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
 from beacon.timestamps import now, seconds
 from beacon.v1 import receipt_pb2
+from region_agent import metrics
 from region_agent.router_client import RouterClient
 from region_agent.router_reply import InferenceCall
 
@@ -108,6 +109,12 @@ def cell_idempotency_key(request: receipt_pb2.ExecuteRequest) -> str:
     return f"beacon-{sha256_hex(cell)[:40]}"
 
 
+def result_name(result: receipt_pb2.AttemptResult.ValueType) -> str:
+    return (
+        receipt_pb2.AttemptResult.Name(result).removeprefix("ATTEMPT_RESULT_").lower()
+    )
+
+
 class CellExecutor:
     """Turns one ExecuteRequest into a ReceiptBody, never raising for a cell."""
 
@@ -118,10 +125,16 @@ class CellExecutor:
     async def execute(
         self, request: receipt_pb2.ExecuteRequest
     ) -> receipt_pb2.ReceiptBody:
-        with log_context.ids(
-            job_id=request.job_id, cell_id=request.cell_id, attempt=request.attempt
+        region = self._settings.region
+        with (
+            log_context.ids(
+                job_id=request.job_id, cell_id=request.cell_id, attempt=request.attempt
+            ),
+            metrics.IN_FLIGHT.labels(region).track_inprogress(),
         ):
-            return await self._execute(request)
+            body = await self._execute(request)
+        metrics.CELLS.labels(region, request.model, result_name(body.result)).inc()
+        return body
 
     async def _execute(
         self, request: receipt_pb2.ExecuteRequest
@@ -170,6 +183,9 @@ class CellExecutor:
         body.result = reply.result
         body.router.CopyFrom(reply.router)
         body.router_latency_seconds = reply.latency_seconds
+        metrics.ROUTER_CALL_SECONDS.labels(
+            self._settings.region, result_name(reply.result)
+        ).observe(reply.latency_seconds)
         if reply.failure is not None:
             body.failure.CopyFrom(reply.failure)
         self._set_output(body, reply.output)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from beacon.metrics_http import start_metrics
 from beacon.serving import DEFAULT_GRACE_SECONDS, ServingServer, serve_until_signalled
 from beacon.signing import SigningKey
 from beacon.tls import CoordinatorOnly, server_credentials
 from beacon.v1 import region_agent_service_pb2_grpc
+from region_agent import metrics
 from region_agent.config import AgentConfig
 from region_agent.executor import CellExecutor, ExecutorSettings
 from region_agent.router_client import HybridRouterClient, RouterClient
@@ -63,6 +65,8 @@ async def run_agent(config: AgentConfig) -> None:
     router = HybridRouterClient(config.router_url, max_connections=config.capacity)
     service = build_service(config, key, router)
     serving = bind_agent(config, service, config.listen)
+    label = f"beacon-agent[{config.region}]"
+    exporter = start_metrics(config.metrics_listen, metrics.REGISTRY, label)
     logger.info(
         "agent region=%s agent_id=%s key_id=%s router=%s capacity=%d",
         config.region,
@@ -81,10 +85,12 @@ async def run_agent(config: AgentConfig) -> None:
     async def close() -> None:
         await service.finish_executions(DEFAULT_GRACE_SECONDS)
         await router.aclose()
+        if exporter is not None:
+            exporter.stop()
 
     await serve_until_signalled(
         serving,
-        label=f"beacon-agent[{config.region}]",
+        label=label,
         ready_file=config.ready_file,
         drain=drain,
         cleanup=close,

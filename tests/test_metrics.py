@@ -1,0 +1,137 @@
+"""Prometheus metrics of every server, scraped during and after a real job run
+by separate processes: the counters add up to the job's cells."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from beacon.local import LocalDeployment, start_local
+from beacon.processes import ProcessGroup
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMAL = ROOT / "examples" / "cross-region-minimal.yaml"  # 2 x 3 x 3 = 18 cells
+BIN = Path(sys.executable).parent
+RUN_TIMEOUT_SECONDS = 120
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:
+    state_dir = tmp_path_factory.mktemp("metrics")
+    group = ProcessGroup(state_dir / "run")
+    try:
+        # A little latency keeps cells in flight while the job is scraped.
+        yield start_local(group, state_dir, router_args=("--offline-latency", "0.2"))
+    finally:
+        group.stop_all()
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Sample name -> [(labels, value)] of one /metrics page."""
+    samples: dict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
+    page = httpx.get(url, timeout=10).text
+    for family in text_string_to_metric_families(page):
+        for sample in family.samples:
+            samples[sample.name].append((sample.labels, sample.value))
+    return samples
+
+
+def total(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
+    return sum(
+        value
+        for found, value in samples.get(name, [])
+        if all(found.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_every_server_counts_the_job_cells(deployment: LocalDeployment) -> None:
+    urls = deployment.metrics
+    assert set(urls) == {
+        "router",
+        "agent-us-east",
+        "agent-eu-west",
+        "agent-asia-pacific",
+        "coordinator",
+    }
+    run = subprocess.Popen(
+        [
+            str(BIN / "beacon"),
+            "run",
+            str(MINIMAL),
+            "--coordinator",
+            deployment.coordinator,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "BEACON_TOKEN": deployment.token},
+    )
+
+    # During the run: never more cells final or in flight than the job has.
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    seen_final = 0.0
+    while run.poll() is None:
+        assert time.monotonic() < deadline, "the job did not finish"
+        during = scrape(urls["coordinator"])
+        final = total(during, "beacon_cells_total")
+        in_flight = total(during, "beacon_cells_in_flight")
+        assert seen_final <= final <= 18 and 0 <= in_flight <= 18
+        seen_final = final
+        time.sleep(0.1)
+    assert run.returncode == 0, run.stderr.read() if run.stderr else ""
+
+    # After: each server's counters add up to the job's 18 cells.
+    coordinator = scrape(urls["coordinator"])
+    assert total(coordinator, "beacon_cells_total") == 18
+    assert total(coordinator, "beacon_cells_total", outcome="completed") == 18
+    for region in ("us-east", "eu-west"):
+        assert total(coordinator, "beacon_cells_total", region=region) == 9
+        for model in ("llama3.2-1b", "mistral-7b", "qwen2.5-1.5b"):
+            assert (
+                total(coordinator, "beacon_cells_total", region=region, model=model)
+                == 3
+            )
+    assert total(coordinator, "beacon_cells_in_flight") == 0
+    assert total(coordinator, "beacon_cell_retries_total") == 0
+    assert total(coordinator, "beacon_receipts_rejected_total") == 0
+    assert (
+        total(
+            coordinator,
+            "beacon_job_duration_seconds_count",
+            status="JOB_STATUS_COMPLETED",
+        )
+        == 1
+    )
+    writes = total(
+        coordinator,
+        "beacon_store_write_seconds_count",
+        operation="record_attempt_end",
+    )
+    assert writes == 18, "one durable write per accepted receipt"
+
+    for region, cells in (("us-east", 9), ("eu-west", 9), ("asia-pacific", 0)):
+        agent = scrape(urls[f"agent-{region}"])
+        assert total(agent, "beacon_agent_cells_total", result="success") == cells
+        assert total(agent, "beacon_agent_cells_total") == cells
+        assert (
+            total(agent, "beacon_agent_router_call_seconds_count", region=region)
+            == cells
+        )
+        assert total(agent, "beacon_agent_cells_in_flight") == 0
+
+    router = scrape(urls["router"])
+    assert total(router, "beacon_router_calls_total", outcome="success") == 18
+    for region in ("us-east", "eu-west"):
+        assert total(router, "beacon_router_call_seconds_count", region=region) == 9
