@@ -78,20 +78,27 @@ def _optional(message: Message, name: str) -> float | None:
 
 
 def _markers(question: analysis_pb2.QuestionAnalysis | None, region: str) -> list[str]:
+    """What the cell's flags say about this region, to show in the cell."""
+    if question is None:
+        return []
     markers = []
-    for flag in question.flags if question else ():
-        if region not in flag.regions:
-            continue
-        if flag.kind == analysis_pb2.FLAG_KIND_DIVERGENCE:
-            others = [r for r in flag.regions if r != region]
-            markers.append(f"differs from {', '.join(others)}")
-        elif flag.kind == analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL:
-            refusing = any(
-                r.region == region
-                and r.answer_class == analysis_pb2.ANSWER_CLASS_REFUSAL
-                for r in question.regions  # type: ignore[union-attr]
-            )
-            markers.append("refuses where others answer" if refusing else "answers")
+    differs_from = [
+        other
+        for flag in question.flags
+        if flag.kind == analysis_pb2.FLAG_KIND_DIVERGENCE and region in flag.regions
+        for other in flag.regions
+        if other != region
+    ]
+    if differs_from:
+        markers.append(f"differs from {', '.join(differs_from)}")
+    refusing = [
+        f
+        for f in question.flags
+        if f.kind == analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL and region in f.regions
+    ]
+    answers = {r.region: r.answer_class for r in question.regions}
+    if refusing and answers.get(region) == analysis_pb2.ANSWER_CLASS_REFUSAL:
+        markers.append("refuses where others answer")
     return markers
 
 
