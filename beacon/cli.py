@@ -18,7 +18,7 @@ from beacon.client import CoordinatorClient, CoordinatorError, Endpoint
 from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
 from beacon.progress import StreamBroken
 from beacon.render import job_status_name, print_result
-from beacon.report_commands import add_report_commands
+from beacon.report_commands import ResultFileError, add_report_commands
 from beacon.secret_files import SecretFileError
 from beacon.settings import ConfigError
 from beacon.signing import KeyFileError, SigningKey
@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         ConfigError,
         SecretFileError,
         StreamBroken,
+        ResultFileError,
         OSError,
     ) as exc:
         print(f"beacon {args.command}: {exc}", file=sys.stderr)

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from google.protobuf import json_format
+
 from beacon.client import CoordinatorClient, Endpoint
 from beacon.diff import diff_lines, diff_results
 from beacon.export import FORMATS, export
@@ -32,8 +34,27 @@ def _results(args: argparse.Namespace, *job_ids: str) -> list[job_pb2.JobResult]
     return asyncio.run(_fetch(endpoint_of(args), *job_ids))
 
 
+class ResultFileError(ValueError):
+    """A saved result that cannot be read, with what to fix."""
+
+
+def read_result_file(path: Path) -> job_pb2.JobResult:
+    """A JobResult saved by `beacon export --format json` or `beacon run --output`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json_format.Parse(text, job_pb2.JobResult())
+    except (OSError, UnicodeDecodeError, json_format.ParseError) as exc:
+        raise ResultFileError(
+            f"cannot read a JobResult from {path}: {exc} (expected the JSON that "
+            "`beacon export JOB_ID --format json` writes)"
+        ) from exc
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    (result,) = _results(args, args.job_id)
+    if args.input is not None:
+        result = read_result_file(args.input)
+    else:
+        (result,) = _results(args, args.job_id)
     text = export(result, args.format)
     if args.output is None:
         sys.stdout.write(text)
@@ -62,7 +83,16 @@ def add_report_commands(
     export_cmd = command(
         "export", cmd_export, "export a job's result and analysis to a file"
     )
-    export_cmd.add_argument("job_id")
+    source = export_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "job_id", nargs="?", help="the job to fetch from the coordinator"
+    )
+    source.add_argument(
+        "--input",
+        type=Path,
+        metavar="FILE",
+        help="a saved JSON result instead of a job id (no coordinator needed)",
+    )
     export_cmd.add_argument("--format", choices=tuple(FORMATS), default="json")
     export_cmd.add_argument(
         "--output", "-o", type=Path, help="file to write (default: standard output)"

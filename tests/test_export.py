@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
@@ -13,6 +14,7 @@ from google.protobuf import json_format
 from beacon.export import export
 from beacon.v1 import job_pb2
 from coordinator.analysis import AnalysisThresholds, analyze_result
+from tests.support.commands import beacon
 from tests.support.html_dom import active_content, elements
 from tests.support.results import EMPTY, Cell, failed, make_result, refused
 
@@ -119,3 +121,34 @@ def test_html_shows_summary_flags_and_every_cell(result: job_pb2.JobResult) -> N
 def test_unknown_format_is_refused(result: job_pb2.JobResult) -> None:
     with pytest.raises(ValueError, match="json, jsonl, csv, html"):
         export(result, "pdf")
+
+
+def test_a_saved_result_exports_without_a_coordinator(
+    result: job_pb2.JobResult, tmp_path: Path
+) -> None:
+    saved = tmp_path / "result.json"
+    saved.write_text(export(result, "json"), encoding="utf-8")
+
+    done = beacon("export", "--input", str(saved), "--format", "jsonl")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == export(result, "jsonl")
+
+
+@pytest.mark.parametrize(
+    "content", [None, "{not json", '{"outcomes": 3}'], ids=["missing", "bad", "shape"]
+)
+def test_an_unreadable_saved_result_is_one_line_and_exit_2(
+    tmp_path: Path, content: str | None
+) -> None:
+    saved = tmp_path / "result.json"
+    if content is not None:
+        saved.write_text(content, encoding="utf-8")
+
+    done = beacon("export", "--input", str(saved))
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"beacon export: cannot read a JobResult from {saved}"
+    )
+    assert len(done.stderr.strip().splitlines()) == 1
