@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -34,6 +35,27 @@ S = TypeVar("S", bound="ServerSettings")
 
 class ConfigError(ValueError):
     """A configuration that cannot be used, with what to fix."""
+
+
+_ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_var_name(name: str) -> str:
+    if not _ENV_VAR_PATTERN.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name")
+    return name
+
+
+def _model_names(model_map: dict[str, str]) -> dict[str, str]:
+    if not all(model_map) or not all(model_map.values()):
+        raise ValueError("model_map names must not be empty")
+    return model_map
+
+
+# The name of a variable that holds a secret (the secret is never a setting).
+EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
+# Beacon model id -> the name a model server knows it by.
+ModelMap = Annotated[dict[str, str], AfterValidator(_model_names)]
 
 
 class ServerSettings(BaseSettings):

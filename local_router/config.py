@@ -11,7 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from beacon.channels import ROUTER_IDLE_TIMEOUT_SECONDS
 from beacon.regions import KNOWN_REGIONS
-from beacon.settings import ConfigError, ServerSettings
+from beacon.settings import ConfigError, EnvVarName, ModelMap, ServerSettings
 from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
 from beacon.urls import check_http_url
 from local_router.faults import FaultPlan
@@ -22,7 +22,6 @@ __all__ = ["ConfigError", "RouterConfig", "UpstreamConfig", "check_region_id"]
 
 # Canonical ids only ("eu-west"); aliases such as "EU" are mapped at the edge.
 REGION_ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
-ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_region_id(region: str) -> str:
@@ -41,29 +40,14 @@ class UpstreamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
-    model_map: dict[str, str] = Field(default_factory=dict)
-    api_key_env: str | None = None
+    model_map: ModelMap = Field(default_factory=dict)
+    api_key_env: EnvVarName | None = None
     timeout_seconds: float = Field(default=DEFAULT_UPSTREAM_SECONDS, gt=0)
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
         return check_http_url(url, "upstream URL")
-
-    @field_validator("model_map")
-    @classmethod
-    def _non_empty_names(cls, model_map: dict[str, str]) -> dict[str, str]:
-        for beacon_model, upstream_model in model_map.items():
-            if not beacon_model or not upstream_model:
-                raise ValueError("model_map names must not be empty")
-        return model_map
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _env_var_name(cls, name: str | None) -> str | None:
-        if name is not None and not ENV_VAR_PATTERN.match(name):
-            raise ValueError(f"{name!r} is not an environment variable name")
-        return name
 
 
 class RouterConfig(ServerSettings):

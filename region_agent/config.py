@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from beacon.regions import KNOWN_REGIONS, canonical_region
-from beacon.settings import ServerSettings, load_settings
+from beacon.settings import (
+    ConfigError,
+    EnvVarName,
+    ModelMap,
+    ServerSettings,
+    load_settings,
+)
 from beacon.tls import TlsFiles
 from beacon.urls import check_host_port, check_http_url
 
@@ -25,7 +32,22 @@ class AgentConfig(ServerSettings):
     )
 
     region: str = Field(description="Canonical region this agent serves.")
-    router_url: str = Field(description="Base URL of the hybrid router.")
+    router_url: str = Field(
+        description="Base URL of the hybrid router, or the API base of an "
+        "OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1)."
+    )
+    router_kind: Literal["hybrid", "openai"] = Field(
+        default="hybrid",
+        description="hybrid: POST /inference; openai: POST /chat/completions.",
+    )
+    model_map: ModelMap = Field(
+        default_factory=dict,
+        description="openai only: the name the server knows a Beacon model by.",
+    )
+    api_key_env: EnvVarName | None = Field(
+        default=None,
+        description="openai only: variable holding the server's bearer token.",
+    )
     signing_key: Path = Field(description="Ed25519 private key (PEM, mode 0600).")
     listen: str = Field(default="127.0.0.1:50061", description="host:port to serve on.")
     agent_id: str = Field(
@@ -65,6 +87,18 @@ class AgentConfig(ServerSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return check_http_url(value, "router URL")
+
+    def api_key(self) -> str | None:
+        """The bearer token named by `api_key_env`; raises ConfigError if unset."""
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise ConfigError(
+                f"api_key_env: ${self.api_key_env} is not set (it should hold the "
+                "OpenAI-compatible server's API key)"
+            )
+        return key
 
     def agent_id_for(self, key_id: str) -> str:
         """The configured id, or one naming the region and the signing key,

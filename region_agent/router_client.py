@@ -37,7 +37,13 @@ from region_agent.router_reply import (
     interpret,
 )
 
-__all__ = ["HybridRouterClient", "InferenceCall", "RouterClient", "RouterReply"]
+__all__ = [
+    "HttpRouterClient",
+    "HybridRouterClient",
+    "InferenceCall",
+    "RouterClient",
+    "RouterReply",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +82,15 @@ class RouterClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-class HybridRouterClient:
-    """RouterClient for the hybrid router's `POST /inference` API."""
+class HttpRouterClient:
+    """One JSON POST per call under an overall deadline, for any HTTP API.
+
+    A subclass names its paths, builds the request body and reads the reply.
+    """
 
     kind: str = ROUTER_KIND
+    call_path: str = INFERENCE_PATH
+    health_path: str = HEALTH_PATH
 
     def __init__(
         self,
@@ -87,6 +98,7 @@ class HybridRouterClient:
         *,
         max_connections: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(
@@ -95,8 +107,8 @@ class HybridRouterClient:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1: {max_connections}")
         self._base_url = base_url.rstrip("/")
-        self._inference_url = self._base_url + INFERENCE_PATH
-        self._health_url = self._base_url + HEALTH_PATH
+        self._inference_url = self._base_url + self.call_path
+        self._health_url = self._base_url + self.health_path
         self._client = httpx.AsyncClient(
             transport=transport,
             limits=httpx.Limits(
@@ -110,22 +122,27 @@ class HybridRouterClient:
             follow_redirects=False,
             # The configured URL is the router; no proxy from the environment.
             trust_env=False,
-            headers={"accept": "application/json"},
+            headers={"accept": "application/json", **(headers or {})},
         )
 
     @property
     def base_url(self) -> str:
         return self._base_url
 
+    def payload(self, call: InferenceCall) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def interpret(
+        self, call: InferenceCall, raw: RawReply
+    ) -> tuple[Outcome, receipt_pb2.RouterCall]:
+        raise NotImplementedError
+
+    def reports_healthy(self, body: bytes) -> bool:
+        """A 2xx health reply is healthy unless its body says otherwise."""
+        return True
+
     async def infer(self, call: InferenceCall, timeout_seconds: float) -> RouterReply:
-        payload = {
-            "model": call.model,
-            "prompt": call.prompt,
-            "temperature": call.temperature,
-            "max_tokens": call.max_tokens,
-            "region_preference": call.region,
-            "cost_priority": True,
-        }
+        payload = self.payload(call)
         started = time.perf_counter()
         outcome, router = await self._call(call, payload, timeout_seconds)
         latency = time.perf_counter() - started
@@ -150,7 +167,7 @@ class HybridRouterClient:
                 "nothing was sent",
                 retryable=True,
                 stage=STAGE_CALL,
-            ), receipt_pb2.RouterCall(router_kind=ROUTER_KIND)
+            ), receipt_pb2.RouterCall(router_kind=self.kind)
         try:
             async with asyncio.timeout(timeout_seconds):
                 raw = await self._post(payload, call.idempotency_key, progress)
@@ -190,9 +207,9 @@ class HybridRouterClient:
                 http_status=progress.status,
             )
         else:
-            return interpret(call, raw, self._inference_url)
+            return self.interpret(call, raw)
         return outcome, receipt_pb2.RouterCall(
-            router_kind=ROUTER_KIND, http_status=progress.status
+            router_kind=self.kind, http_status=progress.status
         )
 
     async def _post(
@@ -252,10 +269,32 @@ class HybridRouterClient:
         detail = f"HTTP {resp.status_code}: {excerpt(resp.content)}"
         if not resp.is_success:
             return False, detail
-        return _reports_healthy(resp.content), detail
+        return self.reports_healthy(resp.content), detail
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class HybridRouterClient(HttpRouterClient):
+    """RouterClient for the hybrid router's `POST /inference` API."""
+
+    def payload(self, call: InferenceCall) -> dict[str, Any]:
+        return {
+            "model": call.model,
+            "prompt": call.prompt,
+            "temperature": call.temperature,
+            "max_tokens": call.max_tokens,
+            "region_preference": call.region,
+            "cost_priority": True,
+        }
+
+    def interpret(
+        self, call: InferenceCall, raw: RawReply
+    ) -> tuple[Outcome, receipt_pb2.RouterCall]:
+        return interpret(call, raw, self._inference_url)
+
+    def reports_healthy(self, body: bytes) -> bool:
+        return _reports_healthy(body)
 
 
 def _partial(progress: CallProgress) -> str:

@@ -177,7 +177,11 @@ def _detail_of(body: bytes) -> str:
         detail = data.get("detail")
         if isinstance(detail, list):
             return "; ".join(_validation_item(item) for item in detail)[:DETAIL_CHARS]
-        for value in (detail, data.get("error"), data.get("message")):
+        error = data.get("error")
+        if isinstance(error, dict):
+            # OpenAI-compatible servers: {"error": {"message": ..., "type": ...}}
+            error = error.get("message")
+        for value in (detail, error, data.get("message")):
             if isinstance(value, str) and value:
                 return value[:DETAIL_CHARS]
     return excerpt(body)
@@ -237,7 +241,7 @@ def _tokens_generated(receipt: dict[str, Any]) -> int | None:
     return summary.tokens_generated if summary is not None else None
 
 
-def _status_outcome(raw: RawReply, url: str) -> Outcome:
+def status_outcome(raw: RawReply, url: str) -> Outcome:
     """A non-2xx status: the body is only read for a human-readable detail."""
     status = raw.status
     detail = _detail_of(raw.body)
@@ -434,7 +438,7 @@ def interpret(
     # An error status may still carry router metadata worth recording.
     router = _router_call(raw.status, readable)
     if not 200 <= raw.status < 300:
-        return _status_outcome(raw, url), router
+        return status_outcome(raw, url), router
     if isinstance(parsed, _Unreadable):
         outcome = failed(
             ROUTER_REPLY_INVALID,

@@ -12,6 +12,7 @@ from beacon.v1 import region_agent_service_pb2_grpc
 from region_agent import metrics
 from region_agent.config import AgentConfig
 from region_agent.executor import CellExecutor, ExecutorSettings
+from region_agent.openai_client import OpenAIChatClient
 from region_agent.router_client import HybridRouterClient, RouterClient
 from region_agent.service import RegionAgentService
 
@@ -60,9 +61,21 @@ def bind_agent(
     return serving
 
 
+def router_client_for(config: AgentConfig) -> RouterClient:
+    """The client for the API at the configured URL."""
+    if config.router_kind == "openai":
+        return OpenAIChatClient(
+            config.router_url,
+            model_map=config.model_map,
+            api_key=config.api_key(),
+            max_connections=config.capacity,
+        )
+    return HybridRouterClient(config.router_url, max_connections=config.capacity)
+
+
 async def run_agent(config: AgentConfig) -> None:
     key = SigningKey.load(config.signing_key)
-    router = HybridRouterClient(config.router_url, max_connections=config.capacity)
+    router = router_client_for(config)
     service = build_service(config, key, router)
     serving = bind_agent(config, service, config.listen)
     label = f"beacon-agent[{config.region}]"

@@ -15,12 +15,10 @@ import httpx
 import pytest
 
 from beacon import log_context, logs
-from beacon.client import open_channel
-from beacon.v1 import coordinator_service_pb2 as pb
-from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
+from beacon.v1 import job_pb2
 from tests.support.openai_server import FakeUpstream
 from tests.support.router_process import RunningRouter, start_router, stop_process
-from tests.support.servers import start_agent, start_coordinator
+from tests.support.servers import run_then_stop, start_agent, start_coordinator
 
 
 @pytest.fixture
@@ -81,15 +79,8 @@ async def test_a_real_job_logs_ids_on_every_cell_line_and_cells_only_at_debug(
     )
     spec.questions.add(id="q1", text="What is 2+2?")
     spec.questions.add(id="q2", text="Who are you?")
-    try:
-        async with open_channel(coordinator.endpoint) as channel:
-            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
-            events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=spec))]
-        assert events[-1].result.counts.completed == 4
-    finally:
-        await coordinator.stop()
-        for agent in agents:
-            await agent.stop()
+    result = await run_then_stop(coordinator, agents, spec)
+    assert result.counts.completed == 4
 
     lines = records(json_lines)
     cell_lines = [r for r in lines if r["logger"] == "region_agent.executor"]

@@ -28,7 +28,10 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         app = Starlette(
-            routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])]
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
         )
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
@@ -53,10 +56,17 @@ class FakeUpstream:
         self._thread.join(timeout=20)
         self._sock.close()
 
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": []})
+
     async def _chat(self, request: Request) -> Response:
         payload = await request.json()
         self.requests.append(
-            {"json": payload, "authorization": request.headers.get("authorization")}
+            {
+                "json": payload,
+                "authorization": request.headers.get("authorization"),
+                "traceparent": request.headers.get("traceparent"),
+            }
         )
         model = payload["model"]
         content = f"upstream answer to: {payload['messages'][0]['content']}"

@@ -7,19 +7,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from beacon.client import Endpoint
+from beacon.client import Endpoint, open_channel
 from beacon.serving import ServingServer
 from beacon.signing import SigningKey
 from beacon.tokens import Role, add_token
-from beacon.v1 import coordinator_service_pb2_grpc
+from beacon.v1 import coordinator_service_pb2 as pb
+from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
 from coordinator.config import CoordinatorConfig
 from coordinator.jobs import JobManager
 from coordinator.server import bind_coordinator
 from coordinator.service import CoordinatorService
 from coordinator.sqlite_store import SqliteJobStore
 from region_agent.config import AgentConfig
-from region_agent.router_client import HybridRouterClient
-from region_agent.server import bind_agent, build_service
+from region_agent.router_client import RouterClient
+from region_agent.server import bind_agent, build_service, router_client_for
 from region_agent.service import RegionAgentService
 
 
@@ -30,7 +31,7 @@ class RunningAgent:
     key: SigningKey
     servicer: RegionAgentService
     serving: ServingServer
-    router: HybridRouterClient
+    router: RouterClient
 
     async def stop(self) -> None:
         await self.serving.stop(0)
@@ -57,7 +58,7 @@ async def start_agent(
         capacity=capacity,
         **settings,
     )
-    router = HybridRouterClient(config.router_url, max_connections=capacity)
+    router = router_client_for(config)
     servicer = build_service(config, key, router)
     serving = bind_agent(config, wrap(servicer) if wrap else servicer, "127.0.0.1:0")
     address = serving.address
@@ -118,3 +119,20 @@ async def start_coordinator(
     address = serving.address
     await serving.start()
     return RunningCoordinator(address, jobs, store, serving, token, read_token)
+
+
+async def run_then_stop(
+    coordinator: RunningCoordinator, agents: list[RunningAgent], spec: job_pb2.JobSpec
+) -> job_pb2.JobResult:
+    """RunJob to its end over a real channel, then stop every server."""
+    try:
+        async with open_channel(coordinator.endpoint) as channel:
+            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+            events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=spec))]
+    finally:
+        await coordinator.stop()
+        for agent in agents:
+            await agent.stop()
+    assert events[-1].HasField("result"), "RunJob must end with the JobResult"
+    result: job_pb2.JobResult = events[-1].result
+    return result
