@@ -25,6 +25,7 @@ from beacon.signing import KeyFileError, SigningKey
 from beacon.tokens import TOKEN_ENV, read_token_file
 from beacon.urls import check_host_port
 from beacon.v1 import job_pb2
+from beacon.verify_cmd import add_verify_command
 
 DEFAULT_COORDINATOR = "127.0.0.1:50051"
 CA_CERT_ENV = "BEACON_CA_CERT"
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_coordinator_flag(cancel)
 
     add_report_commands(command, _add_coordinator_flag, _endpoint)
+    add_verify_command(command)
     return parser
 
 
