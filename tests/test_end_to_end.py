@@ -268,19 +268,30 @@ def test_calls_without_a_valid_token_are_refused(
     assert "Unauthenticated" in by_grpcurl.stderr
 
 
-def test_the_token_never_reaches_a_log_or_a_result(
+def test_no_secret_reaches_a_log_a_store_or_a_result(
     deployment: LocalDeployment, state_dir: Path, tmp_path: Path
 ) -> None:
-    """Run a job with debug logging, then look for the token everywhere."""
+    """Run a job with debug logging, then look for the token and the private
+    signing keys in every file the deployment wrote and in the result."""
     output = tmp_path / "result.json"
     run = run_minimal(deployment, output, "--log-level", "DEBUG")
     assert run.returncode == 0, run.stderr
+    key_files = sorted((state_dir / "keys").glob("*.key"))
+    # The base64 lines of each PEM private key.
+    private = [
+        line.encode()
+        for path in key_files
+        for line in path.read_text().splitlines()
+        if not line.startswith("-----")
+    ]
 
-    written = [path for path in state_dir.rglob("*") if path.is_file()]
-    texts = {path: path.read_bytes() for path in written if path.suffix != ".db"} | {
-        output: output.read_bytes()
-    }
+    written = [p for p in state_dir.rglob("*") if p.is_file() and p not in key_files]
+    texts = {path: path.read_bytes() for path in written}
+    texts[output] = output.read_bytes()
     assert any(path.suffix == ".log" for path in texts)
+    assert any(path.suffix == ".db" for path in texts)
+    assert len(private) == 3
     for path, data in texts.items():
         assert deployment.token.encode() not in data, path
+        assert not any(secret in data for secret in private), path
     assert deployment.token not in run.stdout + run.stderr

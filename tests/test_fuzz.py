@@ -25,8 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beacon.bearer import bearer_interceptors
-from beacon.cells import cell_id_for
-from beacon.digests import sha256_hex
 from beacon.signing import PublicKey
 from beacon.timestamps import timestamp
 from beacon.v1 import coordinator_service_pb2 as pb
@@ -36,6 +34,7 @@ from beacon.v1 import (
     receipt_pb2,
     region_agent_service_pb2_grpc,
 )
+from tests.support.execute import execute_request
 from tests.support.router_process import RunningRouter
 from tests.support.servers import (
     RunningAgent,
@@ -347,29 +346,6 @@ def test_run_streams_end_with_a_result_or_a_clear_refusal(
 # ExecuteRequests sent straight to an agent
 
 
-def valid_request(
-    job_id: str, question: str, attempt: int
-) -> receipt_pb2.ExecuteRequest:
-    prompt = f"[{job_id}] {question}"
-    request = receipt_pb2.ExecuteRequest(
-        job_id=job_id,
-        cell_id=cell_id_for(job_id, "us-east", "llama3.2-1b", question, 0),
-        attempt=attempt,
-        region="us-east",
-        model="llama3.2-1b",
-        question_id=question,
-        prompt=prompt,
-        prompt_sha256=sha256_hex(prompt),
-        temperature=0.1,
-        max_tokens=64,
-        router_timeout_seconds=5,
-        attempt_seconds=10,
-        job_token="fuzz",
-    )
-    request.deadline.CopyFrom(timestamp(time.time() + 20))
-    return request
-
-
 REQUEST_MUTATIONS: list[tuple[str, Any]] = [
     ("region", lambda r, d: setattr(r, "region", d(REGION_NAMES))),
     ("model", lambda r, d: setattr(r, "model", d(MODELS))),
@@ -402,8 +378,9 @@ REQUEST_MUTATIONS: list[tuple[str, Any]] = [
 @st.composite
 def execute_requests(draw: st.DrawFn) -> receipt_pb2.ExecuteRequest:
     job_id = draw(st.from_regex(r"fx-[a-z0-9]{8}", fullmatch=True))
-    request = valid_request(
-        job_id, draw(st.sampled_from(["capital", "sum"])), draw(st.integers(1, 3))
+    question = draw(st.sampled_from(["capital", "sum"]))
+    request = execute_request(
+        job_id, question, f"[{job_id}] {question}", attempt=draw(st.integers(1, 3))
     )
     mutations = draw(st.lists(st.sampled_from(REQUEST_MUTATIONS), max_size=2))
     for _, mutate in mutations:
