@@ -15,7 +15,8 @@ from rich.console import Console
 from beacon import logs
 from beacon.cells import cell_count
 from beacon.client import CoordinatorClient, CoordinatorError, Endpoint
-from beacon.jobspec import JobSpecError, load_job_file, normalize_spec
+from beacon.job_file import check_job_file
+from beacon.jobspec import DEFAULT_MAX_CELLS, JobSpecError, SpecLimits
 from beacon.progress import StreamBroken
 from beacon.render import job_status_name, print_result
 from beacon.report_commands import ResultFileError, add_report_commands
@@ -106,14 +107,16 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def _load_spec(path: Path) -> job_pb2.JobSpec:
-    spec = load_job_file(path)
-    # The coordinator applies the same rules; checking here names the file.
-    normalize_spec(spec)
+    # The coordinator applies the same rules; checking here names the file
+    # and the line.
+    spec, _ = check_job_file(path)
     return spec
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = normalize_spec(load_job_file(args.job))
+    if args.max_cells < 1:
+        raise UsageError("--max-cells must be 1 or more")
+    _, spec = check_job_file(args.job, SpecLimits(max_cells=args.max_cells))
     print(f"{args.job}: valid, {cell_count(spec)} cells")
     return 0
 
@@ -317,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = command("validate", cmd_validate, "check a job file")
     validate.add_argument("job", type=Path)
+    validate.add_argument(
+        "--max-cells",
+        type=int,
+        default=DEFAULT_MAX_CELLS,
+        help=f"the coordinator's max_cells_per_job (default {DEFAULT_MAX_CELLS})",
+    )
 
     run = command("run", cmd_run, "run a job and show its progress and result")
     run.add_argument("job", type=Path)

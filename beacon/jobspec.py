@@ -27,6 +27,7 @@ MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 MAX_QUESTION_CHARS = 4000
 MAX_SYSTEM_PROMPT_CHARS = 8000
 MAX_TITLE_CHARS = 200
+MAX_GROUP_CHARS = 64
 MAX_SAMPLES = 100
 MAX_ATTEMPTS = 10
 MAX_TOKENS_LIMIT = 32768
@@ -40,6 +41,12 @@ DEFAULT_MAX_ATTEMPTS = 3
 class FieldViolation:
     field: str
     description: str
+    # The line of a job file that holds the field, when known.
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.field}: {self.description}"
 
 
 @dataclass
@@ -49,7 +56,7 @@ class JobSpecError(ValueError):
     violations: list[FieldViolation] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"{v.field}: {v.description}" for v in self.violations]
+        lines = [str(v) for v in self.violations]
         return "invalid job spec:\n  " + "\n  ".join(lines)
 
 
@@ -127,6 +134,12 @@ def _check_questions(spec: job_pb2.JobSpec, bad: Reporter) -> None:
         elif question.id in seen:
             bad(f"{where}.id", f"duplicate question id {question.id!r}")
         seen.add(question.id)
+        if len(question.group) > MAX_GROUP_CHARS or not question.group.isprintable():
+            bad(
+                f"{where}.group",
+                f"must be a short label of printable text (at most "
+                f"{MAX_GROUP_CHARS} characters), like control or sensitive",
+            )
         if not question.text.strip():
             bad(f"{where}.text", "is empty; write the question to ask")
         elif len(question.text) > MAX_QUESTION_CHARS:

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from rich.console import Console
 
 from beacon.client import Endpoint
-from beacon.jobspec import load_job_file, normalize_spec
+from beacon.job_file import check_job_file
 from beacon.metrics_http import ANNOUNCEMENT as METRICS_ANNOUNCEMENT
 from beacon.processes import ProcessGroup
 from beacon.progress import run_job
@@ -142,8 +142,7 @@ def run_local(
     router_args: tuple[str, ...] = (),
 ) -> job_pb2.JobResult:
     """Start the deployment, run one job with progress, print it, shut down."""
-    spec = load_job_file(job_file)
-    normalize_spec(spec)
+    spec, _ = check_job_file(job_file)
     group = ProcessGroup(state_dir / "run")
     try:
         console.print(f"starting a local deployment (state in {state_dir}) ...")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from beacon.cli import main
+from beacon.job_file import check_job_file
 from beacon.jobspec import JobSpecError, SpecLimits, load_job_file, normalize_spec
 from beacon.v1 import job_pb2
 
@@ -200,3 +202,63 @@ def test_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
 
     assert "'job_id' appears twice" in str(caught.value)
     assert "line 2" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "job.yaml",
+            "models: [llama3.2-1b]\nregions:\n  - us-east\n  - narnia\n"
+            "questions: [{id: q, text: 'Hi?'}]\n",
+            "line 4: regions[1]: unknown region 'narnia'",
+        ),
+        (
+            "job.json",
+            '{\n  "models": ["llama3.2-1b"],\n  "regions": ["US"],\n'
+            '  "questions": [\n    {"id": "q", "text": "Hi?"},\n'
+            '    {"id": "q", "text": "Again?"}\n  ]\n}\n',
+            "line 6: questions[1].id: duplicate question id 'q'",
+        ),
+        (
+            "job.json",
+            '{"models": ["m"], "regions": ["US"],\n "questions": [],\n'
+            ' "generation": {"maxTokens": 99999}}\n',
+            "line 3: generation.max_tokens: 99999 is outside",
+        ),
+        (
+            "job.yaml",
+            "models: [m]\nregions: [us-east]\nquestions: [{id: q, text: 'Hi?'}]\n"
+            "questons: []\n",
+            "line 4: ",
+        ),
+    ],
+    ids=["yaml-region", "json-duplicate-question", "json-camel-case", "unknown-key"],
+)
+def test_job_file_errors_name_the_line(
+    tmp_path: Path, name: str, content: str, expected: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+
+    with pytest.raises(JobSpecError) as caught:
+        check_job_file(path)
+
+    assert expected in str(caught.value)
+
+
+def test_validate_applies_the_cell_cap_it_is_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = str(EXAMPLES / "bias-audit.yaml")
+
+    assert main(["validate", job]) == 0
+    assert main(["validate", job, "--max-cells", "10"]) == 2
+    assert "72 cells, more than the limit of 10" in capsys.readouterr().err
+
+
+def test_a_long_question_group_is_refused() -> None:
+    spec = valid_spec()
+    spec.questions[0].group = "g" * 65
+
+    assert "questions[0].group" in violations(spec)
