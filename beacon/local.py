@@ -110,6 +110,8 @@ def start_local(
                 "--listen",
                 "127.0.0.1:0",
                 *METRICS_ARGS,
+                "--receipts-file",
+                str(state_dir / "receipts" / f"{region}.db"),
             ],
         )
         agents[region] = (agent, public_key)

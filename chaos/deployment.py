@@ -128,6 +128,9 @@ class Deployment:
                 agent.address,
                 "--capacity",
                 str(agent.capacity),
+                # Kept across restarts, like the agent's key.
+                "--receipts-file",
+                str(self.state_dir / "receipts" / f"{agent.name}.db"),
             ],
         )
         if wait:

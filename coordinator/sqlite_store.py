@@ -7,15 +7,14 @@ synchronous=FULL, so an outcome is durable before anyone is told of it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from beacon.cells import Cell
+from beacon.sqlite_worker import SqliteWorker
 from beacon.statuses import CellStatus, Classification, JobStatus
 from beacon.v1 import job_pb2
 from coordinator import metrics
@@ -82,53 +81,34 @@ JOB_COLUMNS = "job_id, spec, spec_sha256, token, status, created_at, finished_at
 OPEN = job_pb2.CELL_STATUS_OPEN
 
 
+def _set_up(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+    for table, column, definition in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
 class SqliteJobStore:
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-store")
-        self._conn: sqlite3.Connection | None = None
+        self._worker = SqliteWorker(path, "job store", "FULL", _set_up)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteJobStore:
         """Open (creating if needed) the store; OSError says why it cannot."""
         store = cls(path)
-        try:
-            await store._run(store._connect)
-        except (OSError, sqlite3.Error) as exc:
-            store._pool.shutdown(wait=False)
-            raise OSError(f"cannot open the job store {path}: {exc}") from exc
+        await store._worker.start()
         return store
 
-    def _connect(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(SCHEMA)
-        for table, column, definition in ADDED_COLUMNS:
-            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-        self._conn = conn
-        logger.info("opened job store path=%s", self._path)
-
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        return await self._worker.run_blocking(fn)
 
     @property
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("job store is closed")
-        return self._conn
+        return self._worker.db
 
     async def close(self) -> None:
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await self._run(close)
-        await asyncio.to_thread(self._pool.shutdown, wait=True)
+        await self._worker.close()
 
     # Jobs
 

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--capacity", type=int, help="cells at once (16)")
     parser.add_argument("--max-output-chars", type=int, help="(100000)")
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument(
+        "--receipts-file", type=Path, help="SQLite file keeping signed receipts"
+    )
     parser.add_argument("--tls-cert", type=Path, help="certificate naming the region")
     parser.add_argument("--tls-key", type=Path, help="its private key (mode 600)")
     parser.add_argument("--tls-ca", type=Path, help="CA of the coordinator's cert")
@@ -83,6 +86,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         capacity=args.capacity,
         max_output_chars=args.max_output_chars,
         ready_file=args.ready_file,
+        receipts_file=args.receipts_file,
         tls=_tls_files(args),
     )
     try:

@@ -67,6 +67,14 @@ class AgentConfig(ServerSettings):
         default=256 * 1024 * 1024, ge=1, description="Bytes of kept receipts."
     )
     ready_file: Path | None = None
+    receipts_file: Path | None = Field(
+        default=None,
+        description="SQLite file keeping signed receipts, so a restarted agent "
+        "replays them instead of calling the router again.",
+    )
+    receipt_retention_hours: float = Field(
+        default=48.0, gt=0, description="How long kept receipts are replayable."
+    )
     tls: TlsFiles | None = Field(
         default=None,
         description="Mutual TLS: this agent's certificate (naming its region), "

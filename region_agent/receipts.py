@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from beacon.digests import sha256_hex
 from beacon.signing import SigningKey
@@ -45,18 +46,30 @@ def seal(body: receipt_pb2.ReceiptBody, key: SigningKey) -> receipt_pb2.Receipt:
     return receipt_pb2.Receipt(body=data, signature=key.sign(data), key_id=key.key_id)
 
 
+class DurableReceipts(Protocol):
+    """Receipts kept where a restarted agent finds them again."""
+
+    async def get(self, key: AttemptKey) -> bytes | None: ...
+
+    async def put(self, key: AttemptKey, receipt: bytes) -> None: ...
+
+
 class ReceiptBook:
     """One execution per (job, cell, attempt): a repeat gets the first receipt.
 
     A repeat that arrives while the first is still running waits for it, so
     a coordinator that re-sends after a reconnect never causes a second call.
-    Receipts are kept, oldest dropped first, up to `capacity` receipts and
-    `max_bytes` of them.
+    Receipts are kept in memory, oldest dropped first, up to `capacity`
+    receipts and `max_bytes` of them; with `durable`, also on disk before
+    they are sent, so they outlive the agent's process.
     """
 
-    def __init__(self, capacity: int, max_bytes: int) -> None:
+    def __init__(
+        self, capacity: int, max_bytes: int, durable: DurableReceipts | None = None
+    ) -> None:
         self._capacity = capacity
         self._max_bytes = max_bytes
+        self._durable = durable
         self._bytes = 0
         self._done: OrderedDict[AttemptKey, receipt_pb2.Receipt] = OrderedDict()
         self._running: dict[AttemptKey, asyncio.Future[receipt_pb2.Receipt]] = {}
@@ -83,7 +96,10 @@ class ReceiptBook:
         )
         self._running[key] = future
         try:
-            receipt = await produce()
+            receipt = await self._kept(key)
+            if receipt is None:
+                receipt = await produce()
+                await self._keep(key, receipt)
             self._remember(key, receipt)
             future.set_result(receipt)
             return receipt
@@ -93,6 +109,27 @@ class ReceiptBook:
             if not future.done():
                 future.cancel()
             del self._running[key]
+
+    async def _kept(self, key: AttemptKey) -> receipt_pb2.Receipt | None:
+        """The receipt kept on disk for `key` (signed before a restart)."""
+        if self._durable is None:
+            return None
+        data = await self._durable.get(key)
+        if data is None:
+            return None
+        logger.info("replayed kept receipt job_id=%s cell_id=%s attempt=%d", *key[:3])
+        return receipt_pb2.Receipt.FromString(data)
+
+    async def _keep(self, key: AttemptKey, receipt: receipt_pb2.Receipt) -> None:
+        if self._durable is None:
+            return
+        try:
+            await self._durable.put(key, receipt.SerializeToString())
+        except Exception:
+            # The answer still goes out; only a replay after a restart is lost.
+            logger.exception(
+                "could not keep receipt job_id=%s cell_id=%s attempt=%d", *key[:3]
+            )
 
     def _remember(self, key: AttemptKey, receipt: receipt_pb2.Receipt) -> None:
         self._done[key] = receipt

@@ -13,6 +13,8 @@ from region_agent import metrics
 from region_agent.config import AgentConfig
 from region_agent.executor import CellExecutor, ExecutorSettings
 from region_agent.openai_client import OpenAIChatClient
+from region_agent.receipt_store import ReceiptStore
+from region_agent.receipts import DurableReceipts
 from region_agent.router_client import HybridRouterClient, RouterClient
 from region_agent.service import RegionAgentService
 
@@ -22,7 +24,10 @@ SERVICE_NAME = "beacon.v1.RegionAgentService"
 
 
 def build_service(
-    config: AgentConfig, key: SigningKey, router: RouterClient
+    config: AgentConfig,
+    key: SigningKey,
+    router: RouterClient,
+    kept_receipts: DurableReceipts | None = None,
 ) -> RegionAgentService:
     agent_id = config.agent_id_for(key.key_id)
     settings = ExecutorSettings(
@@ -40,6 +45,7 @@ def build_service(
         router=router,
         receipt_cache_size=config.receipt_cache_size,
         receipt_cache_bytes=config.receipt_cache_bytes,
+        kept_receipts=kept_receipts,
     )
 
 
@@ -76,7 +82,12 @@ def router_client_for(config: AgentConfig) -> RouterClient:
 async def run_agent(config: AgentConfig) -> None:
     key = SigningKey.load(config.signing_key)
     router = router_client_for(config)
-    service = build_service(config, key, router)
+    kept = None
+    if config.receipts_file is not None:
+        kept = await ReceiptStore.open(
+            config.receipts_file, config.receipt_retention_hours * 3600
+        )
+    service = build_service(config, key, router, kept)
     serving = bind_agent(config, service, config.listen)
     label = f"beacon-agent[{config.region}]"
     exporter = start_metrics(config.metrics_listen, metrics.REGISTRY, label)
@@ -100,6 +111,8 @@ async def run_agent(config: AgentConfig) -> None:
         await router.aclose()
         if exporter is not None:
             exporter.stop()
+        if kept is not None:
+            await kept.close()
 
     await serve_until_signalled(
         serving,

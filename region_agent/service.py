@@ -17,7 +17,7 @@ from beacon.v1 import (
 )
 from region_agent.abandoned import AbandonedJobs, JobKey
 from region_agent.executor import CellExecutor
-from region_agent.receipts import ReceiptBook, attempt_key, seal
+from region_agent.receipts import DurableReceipts, ReceiptBook, attempt_key, seal
 from region_agent.router_client import RouterClient
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         router: RouterClient,
         receipt_cache_size: int,
         receipt_cache_bytes: int,
+        kept_receipts: DurableReceipts | None = None,
     ) -> None:
         self._region = region
         self._agent_id = agent_id
@@ -42,7 +43,7 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         self._capacity = capacity
         self._executor = executor
         self._router = router
-        self._book = ReceiptBook(receipt_cache_size, receipt_cache_bytes)
+        self._book = ReceiptBook(receipt_cache_size, receipt_cache_bytes, kept_receipts)
         # Shared by every stream: capacity is the agent's, not a stream's.
         self._slots = asyncio.Semaphore(capacity)
         self._executions: set[asyncio.Task[None]] = set()

@@ -670,3 +670,54 @@ async def test_short_attempt_timeouts_still_send_cells(
 
     assert result.status == job_pb2.JOB_STATUS_COMPLETED
     assert result.counts.completed == 2
+
+
+def test_a_restarted_agent_replays_the_receipt_it_signed_before(
+    tmp_path: Path, router: RunningRouter
+) -> None:
+    """Receipts kept on disk outlive a SIGKILL: the attempt sent again to the
+    restarted agent gets the very same signed bytes, and no second call."""
+    key = SigningKey.generate()
+    key.write(tmp_path / "agent.key")
+    group = ProcessGroup(tmp_path / "run")
+    args = [
+        "beacon",
+        "agent",
+        "--region",
+        "us-east",
+        "--router",
+        router.url,
+        "--signing-key",
+        str(tmp_path / "agent.key"),
+        "--listen",
+        "127.0.0.1:0",
+        "--receipts-file",
+        str(tmp_path / "receipts.db"),
+    ]
+    request = execute_request("[kept across a restart] what is 2+2?")
+    calls_before = len(read_call_log(router.call_log))
+    receipts = []
+    try:
+        for _ in range(2):
+            agent = group.start("agent", args)
+            receipts.append(asyncio.run(_execute_one(agent.wait_ready(), request)))
+            agent.signal(signal.SIGKILL)
+            agent.process.wait()
+    finally:
+        group.stop_all()
+    calls = read_call_log(router.call_log)[calls_before:]
+
+    assert receipts[0].body and receipts[0] == receipts[1]
+    assert [c["prompt"] for c in calls] == [request.prompt]
+
+
+async def _execute_one(
+    address: str, request: receipt_pb2.ExecuteRequest
+) -> receipt_pb2.Receipt:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
+        call = stub.Execute()
+        await call.write(request)
+        receipt: receipt_pb2.Receipt = await call.read()
+        call.cancel()
+        return receipt
