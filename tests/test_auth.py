@@ -13,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from beacon.cli import main
 from beacon.client import Endpoint, open_channel
 from beacon.secret_files import SecretFileError
 from beacon.tokens import Role, add_token, load_tokens, token_digest
@@ -223,3 +224,34 @@ def test_a_tokens_file_others_can_read_is_refused(tmp_path: Path) -> None:
         load_tokens(path)
 
     assert "chmod 600" in str(caught.value)
+
+
+def test_a_client_token_file_others_can_read_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "me.token"
+    path.write_text("bct_a-token-that-must-stay-private\n")
+    os.chmod(path, 0o644)
+
+    code = main(["list", "--token-file", str(path), "--coordinator", "127.0.0.1:9"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "chmod 600" in err and "must-stay-private" not in err
+
+
+def test_beacon_token_stores_only_the_hash_and_writes_the_token_privately(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokens, out = tmp_path / "tokens.yaml", tmp_path / "ci.token"
+
+    code = main(
+        ["token", "--tokens-file", str(tokens), "--name", "ci", "--out", str(out)]
+    )
+
+    token = out.read_text().strip()
+    assert code == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert tokens.stat().st_mode & 0o777 == 0o600
+    assert token not in tokens.read_text() and token not in capsys.readouterr().out
+    assert token_digest(token) in load_tokens(tokens)
