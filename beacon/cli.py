@@ -54,8 +54,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from region_agent.server import run_agent
 
     config = config_from_args(args)
-    logs.configure(config.log_level, config.log_format)
-    asyncio.run(run_agent(config))
+    flush = config.start_observing(f"beacon-agent-{config.region}")
+    try:
+        asyncio.run(run_agent(config))
+    finally:
+        flush()
     return 0
 
 
@@ -64,8 +67,11 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
     from coordinator.server import run_coordinator
 
     config = config_from_args(args)
-    logs.configure(config.log_level, config.log_format)
-    asyncio.run(run_coordinator(config))
+    flush = config.start_observing("beacon-coordinator")
+    try:
+        asyncio.run(run_coordinator(config))
+    finally:
+        flush()
     return 0
 
 

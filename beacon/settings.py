@@ -24,8 +24,11 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from beacon import tracing
 from beacon.logs import LOG_FORMATS, LOG_LEVELS, LogFormat
-from beacon.urls import check_host_port
+from beacon.logs import configure as configure_logs
+from beacon.tracing import TRACE_EXPORTERS, TraceExporter
+from beacon.urls import check_host_port, check_http_url
 from beacon.yamlfiles import load_yaml
 
 logger = logging.getLogger(__name__)
@@ -75,6 +78,21 @@ class ServerSettings(BaseSettings):
         description="host:port of the Prometheus /metrics endpoint; off if unset.",
     )
 
+    trace_exporter: TraceExporter = Field(
+        default="none",
+        description="Where spans go: none (tracing off), console (stderr) or otlp.",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces; "
+        "unset: the exporter's default or OTEL_EXPORTER_OTLP_* variables.",
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value, "OTLP endpoint")
+
     @field_validator("metrics_listen")
     @classmethod
     def _metrics_address(cls, value: str | None) -> str | None:
@@ -101,6 +119,12 @@ class ServerSettings(BaseSettings):
     @classmethod
     def env_prefix(cls) -> str:
         return str(cls.model_config.get("env_prefix", ""))
+
+    def start_observing(self, service_name: str) -> Callable[[], None]:
+        """Set up logging and tracing as configured; returns what flushes
+        the spans still buffered, for the server's exit."""
+        configure_logs(self.log_level, self.log_format)
+        return tracing.configure(service_name, self.trace_exporter, self.otlp_endpoint)
 
 
 def add_server_flags(
@@ -133,6 +157,18 @@ def add_server_flags(
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default)",
     )
+    parser.add_argument(
+        "--trace-exporter",
+        dest=f"{prefix}trace_exporter",
+        choices=TRACE_EXPORTERS,
+        help="export OpenTelemetry spans: none (default), console or otlp",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        dest=f"{prefix}otlp_endpoint",
+        metavar="URL",
+        help="OTLP/HTTP traces URL for --trace-exporter otlp",
+    )
 
 
 def server_flag_values(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
@@ -143,6 +179,8 @@ def server_flag_values(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
         or getattr(args, "log_level", None),
         "log_format": getattr(args, f"{prefix}log_format"),
         "metrics_listen": getattr(args, f"{prefix}metrics_listen"),
+        "trace_exporter": getattr(args, f"{prefix}trace_exporter"),
+        "otlp_endpoint": getattr(args, f"{prefix}otlp_endpoint"),
     }
 
 

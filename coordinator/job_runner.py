@@ -309,6 +309,7 @@ class JobRunner:
             router_timeout_seconds=timeouts.router_call_seconds,
             attempt_seconds=deadline - now,
             job_token=self._job.token,
+            trace_parent=observe.attempt_sent(self.job_id, cell, attempt),
         )
 
     async def sent(self, pending: Pending, agent_address: str) -> bool:
@@ -346,6 +347,7 @@ class JobRunner:
         # Taken before any await, so two receipts for one attempt can never
         # both be accepted.
         self._stop_awaiting(open_cell)
+        observe.attempt_ended(self.job_id, body.cell_id, body.attempt, "answered")
         verdict = verdict_for_receipt(body, self._spec.max_attempts)
         settle = self._start_settling(
             open_cell,
@@ -418,6 +420,7 @@ class JobRunner:
         open_cell.awaiting = False
         open_cell.settling = True
         open_cell.timer = None
+        observe.attempt_ended(self.job_id, cell_id, attempt, "expired")
         # The agent may never answer; its stream must not keep the slot.
         self._streams[open_cell.cell.region].forget((cell_id, attempt))
         failure = receipt_pb2.Failure(

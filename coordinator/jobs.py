@@ -13,13 +13,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
-from beacon import log_context
+from beacon import log_context, tracing
 from beacon.cells import expand_cells
 from beacon.jobspec import SpecLimits, normalize_spec
 from beacon.signing import PublicKey
 from beacon.statuses import JobStatus
 from beacon.v1 import coordinator_service_pb2, job_pb2
-from coordinator import metrics
+from coordinator import observe
 from coordinator.analysis import analyze_result
 from coordinator.capacity import AgentCapacity
 from coordinator.config import CoordinatorConfig
@@ -160,9 +160,11 @@ class JobManager:
             raise CoordinatorStopping(job.job_id)
         runner = JobRunner(job, self._context, JobEvents(job.job_id))
         self._runners[job.job_id] = runner
-        task = asyncio.create_task(
-            metrics.timed_job(runner.run(), job_pb2.JobStatus.Name),
-            name=f"job {job.job_id}",
+        task = tracing.task_in_span(
+            "job",
+            observe.run_job(job.job_id, runner.run()),
+            attributes={"beacon.job_id": job.job_id},
+            task_name=f"job {job.job_id}",
             context=log_context.context_with(job_id=job.job_id),
         )
         self._tasks[job.job_id] = task

@@ -18,6 +18,7 @@ from typing import Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
+from beacon import tracing
 from beacon.signing import PublicKey
 from beacon.tls import TlsFiles, agent_channel
 from beacon.v1 import (
@@ -148,9 +149,15 @@ class RegionStream:
     def start(self) -> None:
         for replica in self._replicas:
             self._tasks.append(
-                asyncio.create_task(
+                tracing.task_in_span(
+                    "region stream",
                     self._keep_connected(replica),
-                    name=f"region-stream {self.job_id} {self.region} {replica.address}",
+                    attributes={
+                        "beacon.region": self.region,
+                        "beacon.agent": replica.address,
+                    },
+                    task_name=f"region-stream {self.job_id} {self.region} "
+                    f"{replica.address}",
                 )
             )
 
@@ -282,7 +289,7 @@ class RegionStream:
             connection = _Connection(
                 replica.address, self._capacity.slots(replica.address, capacity)
             )
-            call = stub.Execute()
+            call = stub.Execute(metadata=tracing.outgoing_metadata())
             self._connections.add(connection)
             metrics.IN_FLIGHT.watch(connection, self.region)
             self.last_error = ""

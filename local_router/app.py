@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from beacon import tracing
+from beacon.tracing import TRACEPARENT
 from local_router import metrics
 from local_router.call_log import CallLog
 from local_router.config import RouterConfig
@@ -47,6 +49,16 @@ def create_app(config: RouterConfig) -> FastAPI:
 
     app = FastAPI(title="Beacon local router", lifespan=lifespan)
 
+    @app.middleware("http")
+    async def traced(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # A span per call, under the caller's router-call span when it sent one.
+        parent = request.headers.get(TRACEPARENT, "")
+        attributes = {"http.route": request.url.path}
+        with tracing.span(f"router {request.url.path}", attributes, parent):
+            return await call_next(request)
+
     @app.post("/inference")
     async def inference(body: InferenceRequest, request: Request) -> Response:
         started = time.perf_counter()
@@ -74,7 +86,13 @@ def create_app(config: RouterConfig) -> FastAPI:
                 "abandoned call model=%s region=%s", body.model, body.region_preference
             )
             if call_log is not None:
-                await call_log.record(body, None, idempotency_key=key, fault=chosen[0])
+                await call_log.record(
+                    body,
+                    None,
+                    idempotency_key=key,
+                    fault=chosen[0],
+                    traceparent=request.headers.get(TRACEPARENT),
+                )
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         served, replayed = work.result()
         metrics.call_answered(
@@ -98,6 +116,7 @@ def create_app(config: RouterConfig) -> FastAPI:
                 idempotency_key=key,
                 replayed=replayed,
                 fault=None if replayed else served.fault,
+                traceparent=request.headers.get(TRACEPARENT),
             )
         return Response(served.body, served.status, media_type=served.content_type)
 

@@ -36,6 +36,7 @@ class CallLog:
         idempotency_key: str | None = None,
         replayed: bool = False,
         fault: str | None = None,
+        traceparent: str | None = None,
     ) -> None:
         entry = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -54,6 +55,8 @@ class CallLog:
             "idempotency_key": idempotency_key,
             "replayed": replayed,
             "abandoned": served is None,
+            # The caller's W3C trace context, to find the call in its trace.
+            "traceparent": traceparent,
         }
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         # File I/O stays off the event loop.

@@ -8,7 +8,6 @@ import logging
 import sys
 from typing import Any, NoReturn, TypeVar
 
-from beacon import logs
 from beacon.regions import KNOWN_REGIONS
 from beacon.settings import add_server_flags, load_settings, server_flag_values
 from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
@@ -196,13 +195,15 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ConfigError as exc:
         return _fail(exc, 2)
-    logs.configure(config.log_level, config.log_format)
+    flush = config.start_observing("beacon-router")
     try:
         asyncio.run(serve(config))
     except ConfigError as exc:
         return _fail(exc, 2)
     except RouterStartupError as exc:
         return _fail(exc, 1)
+    finally:
+        flush()
     return 0
 
 

@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from beacon import log_context
+from beacon import log_context, tracing
 from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
 from beacon.timestamps import now, seconds
@@ -126,11 +126,20 @@ class CellExecutor:
         self, request: receipt_pb2.ExecuteRequest
     ) -> receipt_pb2.ReceiptBody:
         region = self._settings.region
+        attributes: dict[str, str | int] = {
+            "beacon.job_id": request.job_id,
+            "beacon.cell_id": request.cell_id,
+            "beacon.attempt": request.attempt,
+            "beacon.region": region,
+            "beacon.model": request.model,
+        }
         with (
             log_context.ids(
                 job_id=request.job_id, cell_id=request.cell_id, attempt=request.attempt
             ),
             metrics.IN_FLIGHT.labels(region).track_inprogress(),
+            # Continues the coordinator's span for this attempt.
+            tracing.span("cell", attributes, request.trace_parent),
         ):
             body = await self._execute(request)
         metrics.CELLS.labels(region, request.model, result_name(body.result)).inc()

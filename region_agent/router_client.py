@@ -17,6 +17,7 @@ from typing import Any, Final, Protocol
 
 import httpx
 
+from beacon import tracing
 from beacon.channels import ROUTER_CLIENT_KEEPALIVE_SECONDS
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
@@ -143,8 +144,12 @@ class HttpRouterClient:
 
     async def infer(self, call: InferenceCall, timeout_seconds: float) -> RouterReply:
         payload = self.payload(call)
+        attributes = {"beacon.region": call.region, "beacon.model": call.model}
         started = time.perf_counter()
-        outcome, router = await self._call(call, payload, timeout_seconds)
+        with tracing.span("router call", attributes) as span:
+            outcome, router = await self._call(call, payload, timeout_seconds)
+            if outcome.failure is not None:
+                span.set_attribute("beacon.failure", outcome.failure.code)
         latency = time.perf_counter() - started
         self._log(call, outcome, latency)
         return RouterReply(
@@ -215,7 +220,11 @@ class HttpRouterClient:
     async def _post(
         self, payload: dict[str, Any], idempotency_key: str, progress: CallProgress
     ) -> RawReply:
-        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
+        # The router call's trace context goes along, so the router's own
+        # spans (and its call log) join the cell's trace.
+        headers = tracing.outgoing_headers()
+        if idempotency_key:
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
         async with self._client.stream(
             "POST", self._inference_url, json=payload, headers=headers
         ) as resp:

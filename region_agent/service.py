@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from beacon import __version__
+from beacon import __version__, tracing
 from beacon.signing import SigningKey
 from beacon.v1 import (
     receipt_pb2,
@@ -94,6 +94,7 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[receipt_pb2.Receipt]:
         peer = context.peer()
+        tracing.adopt_incoming(context.invocation_metadata())
         if self._draining:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, "this agent is shutting down"

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from beacon.local import LocalDeployment, start_local
 from beacon.processes import ProcessGroup
+from tests.support.router_process import read_call_log
 
 pytestmark = pytest.mark.e2e
 
@@ -130,6 +131,10 @@ def test_every_server_counts_the_job_cells(deployment: LocalDeployment) -> None:
             == cells
         )
         assert total(agent, "beacon_agent_cells_in_flight") == 0
+
+    # Tracing is off by default: no trace context travels.
+    calls = read_call_log(deployment.call_log)
+    assert len(calls) == 18 and all(c["traceparent"] is None for c in calls)
 
     router = scrape(urls["router"])
     assert total(router, "beacon_router_calls_total", outcome="success") == 18

@@ -81,6 +81,7 @@ class ExecuteRequest(_message.Message):
     ROUTER_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     ATTEMPT_SECONDS_FIELD_NUMBER: _builtins.int
     JOB_TOKEN_FIELD_NUMBER: _builtins.int
+    TRACE_PARENT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     cell_id: _builtins.str
     attempt: _builtins.int
@@ -109,6 +110,10 @@ class ExecuteRequest(_message.Message):
     creation of the same job id (on a fresh store, say) has another token, so
     no receipt made for one can ever be taken for the other.
     """
+    trace_parent: _builtins.str
+    """The W3C traceparent of the coordinator's span for this attempt, so the
+    agent's spans join the job's trace; empty when tracing is off.
+    """
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """When the coordinator stops waiting for this attempt, by its own clock."""
@@ -131,10 +136,11 @@ class ExecuteRequest(_message.Message):
         router_timeout_seconds: _builtins.float = ...,
         attempt_seconds: _builtins.float = ...,
         job_token: _builtins.str = ...,
+        trace_parent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_seconds", b"attempt_seconds", "cell_id", b"cell_id", "deadline", b"deadline", "job_id", b"job_id", "job_token", b"job_token", "max_tokens", b"max_tokens", "model", b"model", "prompt", b"prompt", "prompt_sha256", b"prompt_sha256", "question_id", b"question_id", "region", b"region", "router_timeout_seconds", b"router_timeout_seconds", "sample", b"sample", "temperature", b"temperature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_seconds", b"attempt_seconds", "cell_id", b"cell_id", "deadline", b"deadline", "job_id", b"job_id", "job_token", b"job_token", "max_tokens", b"max_tokens", "model", b"model", "prompt", b"prompt", "prompt_sha256", b"prompt_sha256", "question_id", b"question_id", "region", b"region", "router_timeout_seconds", b"router_timeout_seconds", "sample", b"sample", "temperature", b"temperature", "trace_parent", b"trace_parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
