@@ -359,6 +359,7 @@ def test_call_log_has_one_line_per_call_with_the_exact_prompt(tmp_path: Path) ->
         "idempotency_key": None,
         "replayed": False,
         "abandoned": False,
+        "traceparent": None,
     }
     assert (entries[1]["temperature"], entries[1]["max_tokens"]) == (0.7, 64)
     assert entries[1]["served_region"] == "eu-west"
