@@ -1,0 +1,1 @@
+"""The benchmark behind `make bench`: Beacon against a direct call loop."""

@@ -1,0 +1,95 @@
+"""`python -m bench`: the benchmark behind `make bench`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.plan import Scenario
+from bench.report import MemoryGrowth, scenario_lines
+from bench.scenario import ScenarioResult, run_scenario
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run the same cells through Beacon and through a direct "
+        "call loop; print wall times, added latency and peak memory.",
+    )
+    parser.add_argument(
+        "--slow-questions",
+        type=int,
+        default=100,
+        help="questions of the run at --slow-latency (x 3 models x 3 regions)",
+    )
+    parser.add_argument("--slow-latency", type=float, default=0.2)
+    parser.add_argument(
+        "--fast-questions",
+        type=int,
+        default=1000,
+        help="questions of the run at 0 ms router latency",
+    )
+    parser.add_argument(
+        "--memory-questions",
+        type=int,
+        default=10_000,
+        help="questions of the Beacon-only run whose coordinator memory is "
+        "compared with the 0 ms run's (0 skips it)",
+    )
+    parser.add_argument("--per-region", type=int, default=16)
+    parser.add_argument("--state-dir", type=Path, help="keep state and logs here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+
+    scenarios = [
+        Scenario(
+            "slow",
+            args.slow_questions,
+            args.slow_latency,
+            args.per_region,
+            ratio_target=1.10,
+        ),
+        Scenario("fast", args.fast_questions, 0.0, args.per_region, ratio_target=1.5),
+    ]
+    if args.memory_questions:
+        scenarios.append(
+            Scenario(
+                "memory",
+                args.memory_questions,
+                0.0,
+                args.per_region,
+                with_baseline=False,
+            )
+        )
+    print(f"Beacon benchmark on {os.cpu_count()} CPUs", flush=True)
+    with tempfile.TemporaryDirectory(prefix="beacon-bench-") as scratch:
+        root = args.state_dir or Path(scratch)
+        results = [_run(scenario, root) for scenario in scenarios]
+    if len(results) == 3:
+        print("\n".join(MemoryGrowth(results[1], results[2]).lines()), flush=True)
+    incomplete = [r for r in results if r.beacon.completed != r.scenario.cells]
+    return 1 if incomplete else 0
+
+
+def _run(scenario: Scenario, root: Path) -> ScenarioResult:
+    result = asyncio.run(
+        run_scenario(
+            scenario,
+            root / scenario.name,
+            fetch_result=scenario.with_baseline,
+        )
+    )
+    if scenario.with_baseline:
+        print("\n".join(scenario_lines(result)), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""What Beacon adds to a cell after the router has answered it.
+
+The router's call log stamps each reply (`ts`, milliseconds, this host's
+clock). A cell is matched to its router call by what was asked: region,
+model and prompt, which differ for every cell of a scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from beacon.cells import Cell
+
+logger = logging.getLogger(__name__)
+
+CallKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Spread:
+    samples: int
+    p50_ms: float
+    p99_ms: float
+
+
+def read_reply_times(call_log: Path, skip_lines: int) -> dict[CallKey, float]:
+    """When the router answered each successful call, after `skip_lines`."""
+    replied: dict[CallKey, float] = {}
+    with call_log.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle):
+            if number < skip_lines or not line.strip():
+                continue
+            call = json.loads(line)
+            if not call["success"] or call["replayed"] or call["abandoned"]:
+                continue
+            key = (call["region_preference"], call["model"], call["prompt"])
+            replied[key] = datetime.fromisoformat(call["ts"]).timestamp()
+    return replied
+
+
+def count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open(encoding="utf-8") as handle:
+        return sum(1 for _ in handle)
+
+
+def added_latency(
+    cells: Iterable[Cell],
+    replied: Mapping[CallKey, float],
+    reached: Mapping[str, float],
+) -> Spread | None:
+    """Spread of `reached[cell] - router reply` over the cells with both."""
+    delays: list[float] = []
+    for cell in cells:
+        at = reached.get(cell.cell_id)
+        reply = replied.get((cell.region, cell.model, cell.prompt))
+        if at is not None and reply is not None:
+            delays.append((at - reply) * 1000)
+    if len(delays) < 2:
+        return None
+    cuts = statistics.quantiles(delays, n=100, method="inclusive")
+    return Spread(len(delays), cuts[49], cuts[98])
