@@ -2,7 +2,8 @@
 
 No gRPC, no receipts, no store: `per_region` workers per region take that
 region's cells from a queue and POST each to the router with httpx, the
-same body an agent sends. What Beacon adds is measured against this.
+same body an agent sends, and check the reply says success. What Beacon
+adds is measured against this.
 """
 
 from __future__ import annotations
@@ -34,27 +35,34 @@ async def run_baseline(
     for cell in cells:
         queues.setdefault(cell.region, asyncio.Queue()).put_nowait(cell)
     outcomes: list[bool] = []
-    limits = httpx.Limits(
-        max_connections=per_region * len(queues),
-        max_keepalive_connections=per_region * len(queues),
-    )
-    async with httpx.AsyncClient(
-        base_url=router_url,
-        limits=limits,
-        timeout=timeout_seconds,
-        trust_env=False,
-    ) as client:
+    # One connection pool per region, as each agent has its own, all driven
+    # by this one event loop.
+    clients = [
+        httpx.AsyncClient(
+            base_url=router_url,
+            limits=httpx.Limits(
+                max_connections=per_region, max_keepalive_connections=per_region
+            ),
+            timeout=timeout_seconds,
+            trust_env=False,
+        )
+        for _ in queues
+    ]
 
-        async def worker(queue: asyncio.Queue[Cell]) -> None:
-            while not queue.empty():
-                outcomes.append(await _call(client, queue.get_nowait()))
+    async def worker(client: httpx.AsyncClient, queue: asyncio.Queue[Cell]) -> None:
+        while not queue.empty():
+            outcomes.append(await _call(client, queue.get_nowait()))
 
+    try:
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
-            for queue in queues.values():
+            for client, queue in zip(clients, queues.values(), strict=True):
                 for _ in range(per_region):
-                    group.create_task(worker(queue))
+                    group.create_task(worker(client, queue))
         seconds = time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.aclose()
     succeeded = sum(outcomes)
     return BaselineRun(seconds, succeeded, len(outcomes) - succeeded)
 

@@ -29,12 +29,13 @@ class Spread:
     p99_ms: float
 
 
-def read_reply_times(call_log: Path, skip_lines: int) -> dict[CallKey, float]:
-    """When the router answered each successful call, after `skip_lines`."""
+def read_reply_times(call_log: Path, first: int, end: int) -> dict[CallKey, float]:
+    """When the router answered each successful call logged on lines
+    `first` to `end` (excluded), counted from 0."""
     replied: dict[CallKey, float] = {}
     with call_log.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle):
-            if number < skip_lines or not line.strip():
+            if not first <= number < end or not line.strip():
                 continue
             call = json.loads(line)
             if not call["success"] or call["replayed"] or call["abandoned"]:
@@ -51,18 +52,22 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def added_latency(
+def delays_ms(
     cells: Iterable[Cell],
     replied: Mapping[CallKey, float],
     reached: Mapping[str, float],
-) -> Spread | None:
-    """Spread of `reached[cell] - router reply` over the cells with both."""
+) -> list[float]:
+    """`reached[cell] - router reply`, in ms, for the cells with both."""
     delays: list[float] = []
     for cell in cells:
         at = reached.get(cell.cell_id)
         reply = replied.get((cell.region, cell.model, cell.prompt))
         if at is not None and reply is not None:
             delays.append((at - reply) * 1000)
+    return delays
+
+
+def spread(delays: list[float]) -> Spread | None:
     if len(delays) < 2:
         return None
     cuts = statistics.quantiles(delays, n=100, method="inclusive")

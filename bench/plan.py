@@ -30,6 +30,9 @@ class Scenario:
     models: tuple[str, ...] = MODELS
     # Whether the direct loop runs too; a memory-only scenario skips it.
     with_baseline: bool = True
+    # Baseline-then-Beacon rounds; the machine's other load varies, so the
+    # median ratio of several rounds says more than one.
+    rounds: int = 1
     # The largest Beacon / baseline wall-time ratio the scenario aims for.
     ratio_target: float = 1.5
 

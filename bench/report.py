@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from bench.latency import Spread
-from bench.scenario import ScenarioResult
+from bench.scenario import Round, ScenarioResult
 
 logger = logging.getLogger(__name__)
 
@@ -20,71 +20,79 @@ def verdict(value: float, target: float) -> str:
 
 
 def scenario_lines(result: ScenarioResult) -> list[str]:
-    scenario, beacon = result.scenario, result.beacon
+    scenario = result.scenario
     lines = [
         f"{scenario.cells:,} cells ({len(scenario.regions)} regions x "
         f"{len(scenario.models)} models x {scenario.questions:,} questions), "
         f"router latency {scenario.latency_seconds * 1000:g} ms, "
         f"{scenario.per_region} calls in flight per region",
     ]
-    if result.baseline is not None:
-        base = result.baseline
+    for number, one in enumerate(result.rounds, start=1):
+        lines += _round_lines(number, one)
+    ratio = result.median_ratio
+    if ratio is not None:
         lines.append(
-            f"  baseline (one asyncio loop, httpx): {base.seconds:8.2f} s  "
-            f"{base.succeeded / base.seconds:8.1f} cells/s  "
-            f"({base.succeeded} answered, {base.failed} failed)"
+            f"  ratio beacon / baseline (median of {len(result.rounds)} "
+            f"round(s)): {ratio:.2f}  {verdict(ratio, scenario.ratio_target)}"
         )
-    lines.append(
-        f"  beacon (gRPC, signed, verified, stored): {beacon.seconds:8.2f} s  "
-        f"{beacon.final / beacon.seconds:8.1f} cells/s  "
-        f"({beacon.completed} completed of {beacon.final} final)"
-    )
-    if result.baseline is not None:
-        ratio = beacon.seconds / result.baseline.seconds
-        lines.append(
-            f"  ratio beacon / baseline: {ratio:.2f}  "
-            f"{verdict(ratio, scenario.ratio_target)}"
-        )
+    lines.append("  added latency after the router's reply (logged by the router):")
+    lines += _latency_lines("the agent has read it", result.to_agent_done, False)
     lines += _latency_lines(
-        "router reply -> agent read it", result.to_agent_done, False
+        "the coordinator verified and accepted the receipt",
+        result.to_accepted,
+        False,
     )
     lines += _latency_lines(
-        "router reply -> receipt verified and accepted", result.to_accepted, False
-    )
-    lines += _latency_lines(
-        "router reply -> outcome stored, cell reported final",
+        "the outcome is stored and the cell reported final",
         result.to_reported,
         True,
     )
-    with_result = beacon.coordinator_peak_with_result_mib
+    first = result.rounds[0].beacon
+    with_result = first.coordinator_peak_with_result_mib
     after = (
         f" ({with_result:.1f} MiB once it built the JobResult)"
         if with_result is not None
         else ""
     )
     lines.append(
-        f"  peak memory (VmHWM) when every cell was final: coordinator "
-        f"{beacon.coordinator_peak_mib:.1f} MiB{after}, agent of "
-        f"{scenario.regions[0]} {beacon.agent_peak_mib:.1f} MiB"
+        f"  peak memory (VmHWM) when round 1's cells were all final: coordinator "
+        f"{first.coordinator_peak_mib:.1f} MiB{after}, agent of "
+        f"{scenario.regions[0]} {first.agent_peak_mib:.1f} MiB"
     )
     return lines
 
 
-def _latency_lines(what: str, spread: Spread | None, targeted: bool) -> list[str]:
-    if spread is None:
-        return [f"  added latency, {what}: not measured"]
-    if not targeted:
-        return [
-            f"  added latency, {what}: p50 {spread.p50_ms:.1f} ms, "
-            f"p99 {spread.p99_ms:.1f} ms ({spread.samples} cells)"
-        ]
-    return [
-        f"  added latency, {what} ({spread.samples} cells):",
-        f"    p50 {spread.p50_ms:7.1f} ms  "
-        f"{verdict(spread.p50_ms, ADDED_P50_TARGET_MS)}",
-        f"    p99 {spread.p99_ms:7.1f} ms  "
-        f"{verdict(spread.p99_ms, ADDED_P99_TARGET_MS)}",
+def _round_lines(number: int, one: Round) -> list[str]:
+    beacon = one.beacon
+    lines = [f"  round {number}:"]
+    if one.baseline is not None:
+        base = one.baseline
+        lines.append(
+            f"    baseline (one asyncio loop, httpx)     {base.seconds:8.2f} s "
+            f"{base.succeeded / base.seconds:8.1f} cells/s  "
+            f"({base.succeeded} answered, {base.failed} failed)"
+        )
+    lines.append(
+        f"    beacon (gRPC, signed, verified, stored) {beacon.seconds:8.2f} s "
+        f"{beacon.final / beacon.seconds:8.1f} cells/s  "
+        f"({beacon.completed} completed of {beacon.final} final)"
+    )
+    return lines
+
+
+def _latency_lines(what: str, found: Spread | None, targeted: bool) -> list[str]:
+    if found is None:
+        return [f"    to when {what}: not measured"]
+    lines = [
+        f"    to when {what} ({found.samples} cells): "
+        f"p50 {found.p50_ms:.1f} ms, p99 {found.p99_ms:.1f} ms"
     ]
+    if targeted:
+        lines += [
+            f"      p50 {verdict(found.p50_ms, ADDED_P50_TARGET_MS)}",
+            f"      p99 {verdict(found.p99_ms, ADDED_P99_TARGET_MS)}",
+        ]
+    return lines
 
 
 @dataclass(frozen=True)
@@ -93,16 +101,18 @@ class MemoryGrowth:
     large: ScenarioResult
 
     def lines(self) -> list[str]:
-        small = self.small.beacon.coordinator_peak_mib
-        large = self.large.beacon.coordinator_peak_mib
+        small_run = self.small.rounds[0].beacon
+        large_run = self.large.rounds[0].beacon
+        small, large = small_run.coordinator_peak_mib, large_run.coordinator_peak_mib
         growth = large / small
         return [
-            f"coordinator peak memory: {self.large.scenario.cells:,} cells "
-            f"{large:.1f} MiB vs {self.small.scenario.cells:,} cells "
-            f"{small:.1f} MiB (x{growth:.2f})  "
-            f"{verdict(growth, MEMORY_GROWTH_TARGET)}",
-            f"  ({self.large.scenario.cells:,}-cell run: "
-            f"{self.large.beacon.seconds:.1f} s, "
-            f"{self.large.beacon.completed:,} completed of "
-            f"{self.large.beacon.final:,} final)",
+            f"coordinator peak memory while running: "
+            f"{self.large.scenario.cells:,} cells {large:.1f} MiB vs "
+            f"{self.small.scenario.cells:,} cells {small:.1f} MiB "
+            f"(x{growth:.2f})  {verdict(growth, MEMORY_GROWTH_TARGET)}",
+            f"  ({self.large.scenario.cells:,}-cell run at 0 ms, Beacon only: "
+            f"{large_run.seconds:.1f} s, {large_run.final / large_run.seconds:.1f} "
+            f"cells/s, {large_run.completed:,} completed of "
+            f"{large_run.final:,} final; "
+            f"agent peak {large_run.agent_peak_mib:.1f} MiB)",
         ]

@@ -1,15 +1,18 @@
-"""One scenario end to end: a fresh deployment, the baseline, then Beacon."""
+"""One scenario end to end: a fresh deployment, then rounds of the baseline
+followed by Beacon, so that both meet the same load from the rest of the
+machine as nearly as can be."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.baseline import BaselineRun, run_baseline
 from bench.beacon_run import BeaconRun, run_job
-from bench.latency import Spread, added_latency, count_lines, read_reply_times
+from bench.latency import Spread, count_lines, delays_ms, read_reply_times, spread
 from bench.plan import ROUTER_CALL_SECONDS, Scenario
 from chaos.deployment import Deployment
 
@@ -17,54 +20,88 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ScenarioResult:
-    scenario: Scenario
+class Round:
     baseline: BaselineRun | None
     beacon: BeaconRun
-    # Router reply -> the agent had read it (and was about to sign).
-    to_agent_done: Spread | None
-    # Router reply -> the coordinator accepted the verified receipt.
-    to_accepted: Spread | None
-    # Router reply -> the client read the cell's "finished" event, which the
-    # coordinator sends only once the outcome is stored durably.
-    to_reported: Spread | None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None:
+            return None
+        return self.beacon.seconds / self.baseline.seconds
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    rounds: list[Round] = field(default_factory=list)
+    # Added latency over every round's cells, from the router's reply to:
+    # the agent having read it (about to sign),
+    to_agent_done: Spread | None = None
+    # the coordinator accepting the verified receipt,
+    to_accepted: Spread | None = None
+    # the client reading the cell's "finished" event, which the coordinator
+    # sends only once the outcome is stored durably.
+    to_reported: Spread | None = None
+
+    @property
+    def median_ratio(self) -> float | None:
+        ratios = [r.ratio for r in self.rounds if r.ratio is not None]
+        return statistics.median(ratios) if ratios else None
+
+    @property
+    def all_completed(self) -> bool:
+        return all(r.beacon.completed == self.scenario.cells for r in self.rounds)
 
 
 async def run_scenario(
     scenario: Scenario, state_dir: Path, *, fetch_result: bool
 ) -> ScenarioResult:
-    job_id = f"bench-{scenario.name}"
-    cells = scenario.cells_of(job_id)
     deployment = Deployment(
         state_dir,
         scenario.regions,
         router_args=scenario.router_args(),
         agent_capacity=scenario.per_region,
     )
+    result = ScenarioResult(scenario)
+    agent_done: list[float] = []
+    accepted: list[float] = []
+    reported: list[float] = []
     await asyncio.to_thread(deployment.start)
     try:
         # A first round of calls warms the router up, so that neither run
         # pays for its start.
-        warm = scenario.cells_of(f"{job_id}-warm-up")[: scenario.per_region * 3]
+        warm = scenario.cells_of("warm-up")[: scenario.per_region * 3]
         await run_baseline(
             deployment.router_url, warm, scenario.per_region, ROUTER_CALL_SECONDS
         )
-        baseline = None
-        if scenario.with_baseline:
-            baseline = await run_baseline(
-                deployment.router_url, cells, scenario.per_region, ROUTER_CALL_SECONDS
+        for number in range(1, scenario.rounds + 1):
+            job_id = f"bench-{scenario.name}-{number}"
+            cells = scenario.cells_of(job_id)
+            baseline = None
+            if scenario.with_baseline:
+                baseline = await run_baseline(
+                    deployment.router_url,
+                    cells,
+                    scenario.per_region,
+                    ROUTER_CALL_SECONDS,
+                )
+            # The router logs every call; this round's Beacon calls are the
+            # lines between these two counts.
+            first = count_lines(deployment.call_log)
+            beacon = await run_job(
+                deployment, scenario, job_id, fetch_result=fetch_result
             )
-        # The baseline's calls are in the same log; Beacon's come after them.
-        skip = count_lines(deployment.call_log)
-        beacon = await run_job(deployment, scenario, job_id, fetch_result=fetch_result)
+            replied = read_reply_times(
+                deployment.call_log, first, count_lines(deployment.call_log)
+            )
+            agent_done += delays_ms(cells, replied, beacon.agent_done_at)
+            accepted += delays_ms(cells, replied, beacon.accepted_at)
+            reported += delays_ms(cells, replied, beacon.reported_at)
+            result.rounds.append(Round(baseline, beacon))
     finally:
         await asyncio.to_thread(deployment.stop)
-    replied = read_reply_times(deployment.call_log, skip)
-    return ScenarioResult(
-        scenario,
-        baseline,
-        beacon,
-        added_latency(cells, replied, beacon.agent_done_at),
-        added_latency(cells, replied, beacon.accepted_at),
-        added_latency(cells, replied, beacon.reported_at),
-    )
+    result.to_agent_done = spread(agent_done)
+    result.to_accepted = spread(accepted)
+    result.to_reported = spread(reported)
+    return result
