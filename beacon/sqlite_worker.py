@@ -63,6 +63,11 @@ class SqliteWorker:
         """Run `fn` on the worker's thread."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Queue `fn` on the worker's thread without waiting for it; raises
+        RuntimeError once the worker is closed."""
+        self._pool.submit(fn)
+
     async def close(self) -> None:
         def close() -> None:
             if self._conn is not None:

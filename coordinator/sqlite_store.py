@@ -2,7 +2,8 @@
 
 One connection, used only from one worker thread, keeps the event loop free
 and writes serialised. Every write commits before it returns, with
-synchronous=FULL, so an outcome is durable before anyone is told of it.
+synchronous=FULL, so an outcome is durable before anyone is told of it;
+attempt writes made at the same time share a commit (group_commit).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from beacon.sqlite_worker import SqliteWorker
 from beacon.statuses import CellStatus, Classification, JobStatus
 from beacon.v1 import job_pb2
 from coordinator import metrics
+from coordinator.group_commit import GroupCommit
 from coordinator.store import (
     AttemptEnd,
     AttemptRecord,
@@ -92,6 +94,8 @@ def _set_up(conn: sqlite3.Connection) -> None:
 class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         self._worker = SqliteWorker(path, "job store", "FULL", _set_up)
+        # Attempt writes, the many small ones, are committed in groups.
+        self._writes = GroupCommit(self._worker.submit, lambda: self._worker.db)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteJobStore:
@@ -301,70 +305,67 @@ class SqliteJobStore:
     async def record_attempt_sent(
         self, job_id: str, cell_id: str, attempt: int, agent_address: str, now: float
     ) -> None:
-        # A re-send of the same attempt (after a reconnect) keeps its first
-        # time but names the agent it went to last.
-        await self._run(
-            lambda: self._db.execute(
+        def sent(db: sqlite3.Connection) -> None:
+            # A re-send of the same attempt (after a reconnect) keeps its
+            # first time but names the agent it went to last.
+            db.execute(
                 "INSERT INTO attempts (job_id, cell_id, attempt, agent_address,"
                 " sent_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (job_id, cell_id, attempt) DO UPDATE"
                 " SET agent_address = excluded.agent_address",
                 (job_id, cell_id, attempt, agent_address, now),
             )
-        )
+
+        await self._writes.write(sent)
 
     @metrics.timed_write
     async def record_attempt_end(
         self, job_id: str, end: AttemptEnd, final: CellFinal | None
     ) -> bool:
-        def record() -> bool:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                ended = db.execute(
-                    "UPDATE attempts SET finished_at = ?, receipt = ?, failure = ?,"
-                    " accepted = ?, public_key = ?"
-                    " WHERE job_id = ? AND cell_id = ? AND attempt = ?"
-                    " AND finished_at IS NULL",
+        def record(db: sqlite3.Connection) -> bool:
+            ended = db.execute(
+                "UPDATE attempts SET finished_at = ?, receipt = ?, failure = ?,"
+                " accepted = ?, public_key = ?"
+                " WHERE job_id = ? AND cell_id = ? AND attempt = ?"
+                " AND finished_at IS NULL",
+                (
+                    end.finished_at,
+                    end.receipt,
+                    end.failure,
+                    int(end.accepted),
+                    end.public_key,
+                    job_id,
+                    end.cell_id,
+                    end.attempt,
+                ),
+            ).rowcount
+            # An outcome stands only on an attempt that ends here and now.
+            if ended != 1:
+                return False
+            if final is None:
+                return True
+            return (
+                db.execute(
+                    "UPDATE cells SET status = ?, classification = ?,"
+                    " reason = ?, final_attempt = ?"
+                    " WHERE job_id = ? AND cell_id = ?"
+                    " AND status = ?",
                     (
-                        end.finished_at,
-                        end.receipt,
-                        end.failure,
-                        int(end.accepted),
-                        end.public_key,
+                        final.status,
+                        final.classification,
+                        final.reason,
+                        final.final_attempt,
                         job_id,
-                        end.cell_id,
-                        end.attempt,
+                        final.cell_id,
+                        OPEN,
                     ),
                 ).rowcount
-                # An outcome stands only on an attempt that ends here and now.
-                applied = ended == 1
-                if final is not None and applied:
-                    applied = (
-                        db.execute(
-                            "UPDATE cells SET status = ?, classification = ?,"
-                            " reason = ?, final_attempt = ?"
-                            " WHERE job_id = ? AND cell_id = ?"
-                            " AND status = ?",
-                            (
-                                final.status,
-                                final.classification,
-                                final.reason,
-                                final.final_attempt,
-                                job_id,
-                                final.cell_id,
-                                OPEN,
-                            ),
-                        ).rowcount
-                        == 1
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return applied
+                == 1
+            )
 
-        return await self._run(record)
+        # Both updates share one savepoint: the attempt's end and the
+        # outcome it carries are stored together or not at all.
+        return await self._writes.write(record)
 
     @metrics.timed_write
     async def finish_open_cells(

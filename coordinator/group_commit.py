@@ -1,0 +1,122 @@
+"""Group commit: small writes that arrive while a commit is under way share
+the next transaction, and so its one fsync.
+
+With synchronous=FULL every commit waits for the disk; committing each
+receipt on its own made that wait, not the work, the coordinator's limit.
+Each write still runs in a savepoint of its own, so one that fails is undone
+alone and only its caller sees the error. A caller's await returns only once
+the COMMIT holding its write is done: nothing is reported before it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Queued(Generic[T]):
+    write: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupCommit:
+    """Runs writes on the store's one thread, as many per transaction as are
+    waiting when the thread gets to them."""
+
+    def __init__(
+        self,
+        submit: Callable[[Callable[[], None]], object],
+        connection: Callable[[], sqlite3.Connection],
+    ) -> None:
+        # Queues a function on the one thread that uses `connection`.
+        self._submit = submit
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._queued: list[_Queued[Any]] = []
+        # Transactions committed so far; writes / commits is the batching.
+        self.commits = 0
+
+    async def write(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `write` in a transaction; returns its value once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._queued.append(_Queued(write, future, loop))
+            first = len(self._queued) == 1
+        if first:
+            # Later writes join this one until the thread takes the queue.
+            try:
+                self._submit(self._commit_queued)
+            except RuntimeError as exc:
+                # The store is closing: whatever is queued fails now.
+                self._fail_queued(exc)
+        return await future
+
+    def _fail_queued(self, error: Exception) -> None:
+        with self._lock:
+            batch, self._queued = self._queued, []
+        for item in batch:
+            _deliver(item, None, error)
+
+    def _commit_queued(self) -> None:
+        with self._lock:
+            batch, self._queued = self._queued, []
+        try:
+            outcomes = self._commit(batch)
+        except Exception as exc:
+            logger.warning("group commit of %d writes failed: %s", len(batch), exc)
+            outcomes = [(item, None, exc) for item in batch]
+        for item, value, error in outcomes:
+            _deliver(item, value, error)
+
+    def _commit(
+        self, batch: list[_Queued[Any]]
+    ) -> list[tuple[_Queued[Any], object, Exception | None]]:
+        db = self._connection()
+        outcomes: list[tuple[_Queued[Any], object, Exception | None]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for item in batch:
+                db.execute("SAVEPOINT one_write")
+                try:
+                    value = item.write(db)
+                except Exception as exc:
+                    db.execute("ROLLBACK TO one_write")
+                    outcomes.append((item, None, exc))
+                else:
+                    outcomes.append((item, value, None))
+                db.execute("RELEASE one_write")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        return outcomes
+
+
+def _deliver(item: _Queued[Any], value: object, error: Exception | None) -> None:
+    def settle() -> None:
+        # The caller may have been cancelled; its write stands regardless.
+        if item.future.done():
+            return
+        if error is not None:
+            item.future.set_exception(error)
+        else:
+            item.future.set_result(value)
+
+    try:
+        item.loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        logger.debug("event loop closed before a write's result was delivered")
