@@ -11,7 +11,7 @@ from beacon.digests import sha256_hex
 from beacon.v1 import job_pb2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell:
     job_id: str
     cell_id: str

@@ -67,7 +67,7 @@ class RunnerContext:
     rejections: Counter[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenCell:
     cell: Cell
     attempt: int

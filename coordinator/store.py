@@ -28,7 +28,7 @@ class JobRecord:
     finished_at: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CellRecord:
     cell_id: str
     region: str
@@ -44,7 +44,7 @@ class CellRecord:
     last_attempt_open: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttemptRecord:
     cell_id: str
     attempt: int
