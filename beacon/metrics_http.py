@@ -11,7 +11,12 @@ import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    ProcessCollector,
+    disable_created_metrics,
+    start_http_server,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +39,14 @@ def start_metrics(
     listen: str | None, registry: CollectorRegistry, label: str
 ) -> MetricsServer | None:
     """Serve `registry` at http://listen/metrics (port 0 picks one); None
-    when metrics are off. Raises OSError when the address cannot be used."""
+    when metrics are off. Raises OSError when the address cannot be used.
+    Called once per process: it adds the process's collector to `registry`."""
     if listen is None:
         return None
+    # Counters' *_created series only double the page; the process's own
+    # memory, CPU and file descriptors are worth having beside Beacon's.
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
+    ProcessCollector(registry=registry)
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     try:
