@@ -1,5 +1,6 @@
-"""Prometheus metrics of every server, scraped during and after a real job run
-by separate processes: the counters add up to the job's cells."""
+"""Prometheus metrics of every server: scraped during and after a real job run
+by separate processes, the counters add up to the job's cells; retries,
+failures and rejected receipts are counted."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from beacon.local import LocalDeployment, start_local
 from beacon.processes import ProcessGroup
+from beacon.v1 import job_pb2
+from coordinator import metrics as coordinator_metrics
+from region_agent import metrics as agent_metrics
+from tests.support.openai_server import FakeUpstream
 from tests.support.router_process import read_call_log
-
-pytestmark = pytest.mark.e2e
+from tests.support.servers import run_then_stop, start_agent, start_coordinator
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = ROOT / "examples" / "cross-region-minimal.yaml"  # 2 x 3 x 3 = 18 cells
@@ -58,6 +62,7 @@ def total(
     )
 
 
+@pytest.mark.e2e
 def test_every_server_counts_the_job_cells(deployment: LocalDeployment) -> None:
     urls = deployment.metrics
     assert set(urls) == {
@@ -140,3 +145,49 @@ def test_every_server_counts_the_job_cells(deployment: LocalDeployment) -> None:
     assert total(router, "beacon_router_calls_total", outcome="success") == 18
     for region in ("us-east", "eu-west"):
         assert total(router, "beacon_router_call_seconds_count", region=region) == 9
+
+
+async def test_retries_and_failures_are_counted(tmp_path: Path) -> None:
+    """In-process servers share each server kind's registry, so this test
+    reads how much its job moved the counters."""
+    upstream = FakeUpstream()
+    upstream.start()
+    agent = await start_agent(tmp_path, "us-east", upstream.url, router_kind="openai")
+    coordinator = await start_coordinator(tmp_path, [agent], retry_base_seconds=0.05)
+    spec = job_pb2.JobSpec(
+        job_id="metrics-retry", models=["fail-500"], regions=["us-east"]
+    )
+    spec.questions.add(id="q", text="What is 2+2?")
+    spec.max_attempts = 2
+    retries = {"region": "us-east", "code": "ROUTER_HTTP_500"}
+    failed = {"region": "us-east", "model": "fail-500", "outcome": "failed"}
+    agent_failures = {"region": "us-east", "model": "fail-500", "result": "failure"}
+    calls = {"region": "us-east", "result": "failure"}
+    before = [
+        in_coordinator("beacon_cell_retries_total", retries),
+        in_coordinator("beacon_cells_total", failed),
+        in_agent("beacon_agent_cells_total", agent_failures),
+        in_agent("beacon_agent_router_call_seconds_count", calls),
+    ]
+    try:
+        result = await run_then_stop(coordinator, [agent], spec)
+    finally:
+        upstream.stop()
+
+    assert result.outcomes[0].status == job_pb2.CELL_STATUS_FAILED
+    after = [
+        in_coordinator("beacon_cell_retries_total", retries),
+        in_coordinator("beacon_cells_total", failed),
+        in_agent("beacon_agent_cells_total", agent_failures),
+        in_agent("beacon_agent_router_call_seconds_count", calls),
+    ]
+    # One retry, one failed cell, two attempts each with one router call.
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 2, 2]
+
+
+def in_coordinator(name: str, labels: dict[str, str]) -> float:
+    return coordinator_metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def in_agent(name: str, labels: dict[str, str]) -> float:
+    return agent_metrics.REGISTRY.get_sample_value(name, labels) or 0.0

@@ -26,6 +26,7 @@ from beacon.v1 import (
     receipt_pb2,
     region_agent_service_pb2_grpc,
 )
+from coordinator import metrics as coordinator_metrics
 from coordinator.jobs import CoordinatorStopping
 from region_agent.receipts import seal
 from region_agent.service import RegionAgentService
@@ -115,6 +116,10 @@ def tampered_output(receipt: receipt_pb2.Receipt) -> receipt_pb2.Receipt:
     return seal(body, KEYS[receipt.key_id])
 
 
+def metric(name: str, labels: dict[str, str]) -> float:
+    return coordinator_metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_rejected_receipt_is_retried_not_stranded(
     tmp_path: Path, router: RunningRouter
 ) -> None:
@@ -132,6 +137,8 @@ async def test_rejected_receipt_is_retried_not_stranded(
     agent = await start_agent(tmp_path, "us-east", router.url, wrap=remember_key)
     coordinator = await start_coordinator(tmp_path, [agent], retry_base_seconds=0.1)
     job = one_region_job("rejected-retry", timeouts=SHORT)
+    rejected = {"region": "us-east", "reason": "output_digest_mismatch"}
+    before = metric("beacon_receipts_rejected_total", rejected)
     try:
         async with open_channel(coordinator.endpoint) as channel:
             stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
@@ -147,6 +154,7 @@ async def test_rejected_receipt_is_retried_not_stranded(
     assert [a.attempt for a in outcome.attempts] == [1, 2]
     assert outcome.attempts[0].failure.code == "ATTEMPT_TIMEOUT"
     assert coordinator.jobs.rejections["output_digest_mismatch"] == 1
+    assert metric("beacon_receipts_rejected_total", rejected) == before + 1
 
 
 async def test_lost_receipt_frees_its_slot(
