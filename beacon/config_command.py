@@ -20,6 +20,11 @@ from beacon.settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 COLD_START_SECONDS = 150.0
+UPSTREAM = "upstream model server"
+ROUTER_CALL = "router call"
+CAP = "router call cap (agent)"
+ATTEMPT = "cell attempt"
+JOB = "job"
 
 
 @dataclass(frozen=True)
@@ -86,76 +91,73 @@ def hierarchy(config: ServerSettings) -> list[Layer]:
     """Upstream < router call < cell attempt < job, with this server's part."""
     layers = []
     upstreams = getattr(config, "upstreams", None)
+    direct = getattr(config, "router_kind", "hybrid") == "openai"
     if upstreams:
         longest = max(upstream.timeout_seconds for upstream in upstreams.values())
-        layers.append(
-            Layer("upstream model server", "upstreams.*.timeout_seconds", longest)
-        )
-    elif upstreams is None:
+        layers.append(Layer(UPSTREAM, "upstreams.*.timeout_seconds", longest))
+    elif upstreams is None and not direct:
+        # The coordinator's and a hybrid agent's view of the local router.
         layers.append(
             Layer(
-                "upstream model server",
+                UPSTREAM,
                 "router --upstream-timeout (default)",
                 timeouts.DEFAULT_UPSTREAM_SECONDS,
             )
         )
     layers.append(
         Layer(
-            "router call",
+            ROUTER_CALL,
             "job timeouts.router_call_seconds (default)",
             timeouts.DEFAULT_ROUTER_CALL_SECONDS,
         )
     )
     cap = getattr(config, "max_router_timeout_seconds", None)
     if cap is not None:
-        layers.append(
-            Layer("router call cap (agent)", "max_router_timeout_seconds", cap)
-        )
+        layers.append(Layer(CAP, "max_router_timeout_seconds", cap))
     layers += [
         Layer(
-            "cell attempt",
+            ATTEMPT,
             "job timeouts.cell_attempt_seconds (default)",
             timeouts.DEFAULT_CELL_ATTEMPT_SECONDS,
         ),
-        Layer(
-            "job", "job timeouts.job_seconds (default)", timeouts.DEFAULT_JOB_SECONDS
-        ),
+        Layer(JOB, "job timeouts.job_seconds (default)", timeouts.DEFAULT_JOB_SECONDS),
     ]
     return layers
 
 
 def checks(layers: list[Layer]) -> list[str]:
-    """One line per relation that holds or not; a cap is not a layer."""
+    """One line per relation, `ok` or `PROBLEM`; a cap is not a layer."""
     seconds = {layer.name: layer.seconds for layer in layers}
-    found = []
-    upstream = seconds.get("upstream model server")
+    call, attempt, job = seconds[ROUTER_CALL], seconds[ATTEMPT], seconds[JOB]
+    upstream = seconds.get(UPSTREAM)
+    # The innermost timeout must outlast a cold start of a hosted model.
+    inner, inner_name = (upstream, "upstream") if upstream else (call, "router call")
+    found = [
+        _check(
+            inner > COLD_START_SECONDS,
+            f"cold start {COLD_START_SECONDS:g} s < {inner_name} timeout {inner:g} s",
+        )
+    ]
     if upstream is not None:
         found.append(
             _check(
-                upstream > COLD_START_SECONDS,
-                f"a {COLD_START_SECONDS:g} s cold start fits in the upstream "
-                f"timeout ({upstream:g} s)",
-            )
-        )
-        found.append(
-            _check(
-                upstream < seconds["router call"],
-                "the upstream gives up before the router call, so the agent "
+                upstream < call,
+                f"upstream {upstream:g} s < router call {call:g} s, so the agent "
                 "sees the upstream's own error",
             )
         )
-    cap = seconds.get("router call cap (agent)")
+    cap = seconds.get(CAP)
     if cap is not None:
         found.append(
             _check(
-                seconds["router call"] <= cap,
-                "the agent's cap does not cut the default router call short",
+                call <= cap,
+                f"router call {call:g} s <= the agent's cap {cap:g} s",
             )
         )
     found.append(
         _check(
-            seconds["router call"] < seconds["cell attempt"] < seconds["job"],
-            "router call < cell attempt < job",
+            call < attempt < job,
+            f"router call {call:g} s < cell attempt {attempt:g} s < job {job:g} s",
         )
     )
     return found

@@ -148,8 +148,8 @@ def test_beacon_config_prints_effective_settings_and_timeouts(
     assert "listen: 127.0.0.1:7000" in out
     assert "retry_max_seconds: 9.0" in out
     assert "us-east:" in out
-    assert "router call < cell attempt < job" in out
-    assert "ok: a 150 s cold start fits" in out
+    assert "ok: router call 180 s < cell attempt 240 s < job 3600 s" in out
+    assert "ok: cold start 150 s < upstream timeout 170 s" in out
     assert "PROBLEM" not in out
 
 
@@ -165,4 +165,26 @@ def test_beacon_config_flags_a_timeout_that_breaks_the_hierarchy(
         "eu-west=200",
     )
     assert result.returncode == 0, result.stderr
-    assert "PROBLEM: the upstream gives up before the router call" in result.stdout
+    assert "PROBLEM: upstream 200 s < router call 180 s" in result.stdout
+
+
+def test_beacon_config_of_a_direct_openai_agent_has_no_router_upstream(
+    tmp_path: Path,
+) -> None:
+    SigningKey.generate().write(tmp_path / "eu-west.key")
+    result = beacon(
+        "config",
+        "agent",
+        "--region",
+        "EU",
+        "--router",
+        "http://127.0.0.1:11434/v1",
+        "--router-kind",
+        "openai",
+        "--signing-key",
+        str(tmp_path / "eu-west.key"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "upstream model server" not in result.stdout
+    assert "ok: cold start 150 s < router call timeout 180 s" in result.stdout
+    assert "router_kind: openai" in result.stdout
