@@ -15,10 +15,16 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from google.protobuf import json_format
+from pydantic import ValidationError
+
 from beacon.cells import Cell, expand_cells
 from beacon.signing import PublicKey, key_id_for
 from beacon.statuses import CellStatus
-from beacon.v1 import job_pb2, receipt_pb2
+from beacon.v1 import analysis_pb2, job_pb2, receipt_pb2
+from coordinator.analysis import analyze_result
+from coordinator.analysis.similarity import METHOD
+from coordinator.analysis.thresholds import AnalysisThresholds
 from coordinator.outcomes import verdict_for_receipt
 from coordinator.verify import (
     PinnedKeys,
@@ -36,6 +42,21 @@ DECIDED_BY_RECEIPT = frozenset(
         job_pb2.CELL_STATUS_COMPLETED,
         job_pb2.CELL_STATUS_REGION_MISMATCH,
         job_pb2.CELL_STATUS_MODEL_MISMATCH,
+    }
+)
+
+
+# A success may arrive after a cancel or the deadline ended its cell; it is
+# kept in the history and rightly not the outcome.
+LATE = frozenset({job_pb2.CELL_STATUS_CANCELLED, job_pb2.CELL_STATUS_TIMED_OUT})
+
+# Outcomes the coordinator decides without a receipt of their own.
+ENDED_BY_COORDINATOR = frozenset(
+    {
+        job_pb2.CELL_STATUS_FAILED,
+        job_pb2.CELL_STATUS_TIMED_OUT,
+        job_pb2.CELL_STATUS_CANCELLED,
+        job_pb2.CELL_STATUS_NOT_RUN,
     }
 )
 
@@ -141,7 +162,42 @@ def audit(result: job_pb2.JobResult, keys: KeySource | None = None) -> Audit:
         )
     checker = _Checker(result.spec, cells, keys.pinned, token)
     report.cells.extend(checker.check(outcome) for outcome in result.outcomes)
+    report.problems += analysis_problems(result)
     return report
+
+
+def analysis_problems(result: job_pb2.JobResult) -> list[str]:
+    """Whether the analysis in the result is what its outcomes give.
+
+    No signature covers the analysis: it is recomputed from the outcomes
+    (whose receipts are checked) with the thresholds the file names.
+    """
+    if not result.HasField("analysis"):
+        return []
+    stated = result.analysis
+    if stated.similarity_method != METHOD:
+        return [
+            f"the analysis was made with the {stated.similarity_method!r} method; "
+            f"this version computes {METHOD!r}, so it was not checked"
+        ]
+    try:
+        thresholds = AnalysisThresholds.model_validate(
+            json_format.MessageToDict(
+                stated.thresholds, preserving_proto_field_name=True
+            )
+        )
+    except ValidationError as exc:
+        return [f"the analysis names thresholds that are not valid: {exc}"]
+    recomputed = analyze_result(result, thresholds)
+    if recomputed == stated:
+        return []
+    risk = analysis_pb2.RiskLevel.Name
+    return [
+        "the analysis is not what the outcomes give: it says risk "
+        f"{risk(stated.risk)} with {len(stated.risk_reasons)} reason(s); "
+        f"recomputed, risk {risk(recomputed.risk)} with "
+        f"{len(recomputed.risk_reasons)} reason(s)"
+    ]
 
 
 def _job_token(result: job_pb2.JobResult, pinned: PinnedKeys) -> str:
@@ -191,6 +247,8 @@ class _Checker:
             body = self._body(attempt.receipt, outcome, cell, label, problems)
             if body is not None and body.attempt != attempt.attempt:
                 problems.append(f"{label}: the receipt is for attempt {body.attempt}")
+            if body is not None and _is_success(body) and outcome.status not in LATE:
+                problems.append(f"{label}: a signed success the outcome does not show")
         return CellCheck(
             *(outcome.cell_id, *where),
             status=outcome.status,
@@ -226,6 +284,12 @@ class _Checker:
         return body
 
 
+def _is_success(body: receipt_pb2.ReceiptBody) -> bool:
+    # An accepted success ends its cell; it is the outcome's receipt, never
+    # an earlier attempt's.
+    return bool(verdict_for_receipt(body, 1).status == job_pb2.CELL_STATUS_COMPLETED)
+
+
 def _explain(exc: ReceiptRejected) -> str:
     hints = {
         "unknown_key": "signed by a key not known for this region",
@@ -242,11 +306,17 @@ def _outcome_problems(
     outcome: job_pb2.CellOutcome, body: receipt_pb2.ReceiptBody, max_attempts: int
 ) -> list[str]:
     """What the outcome says that its verified receipt does not."""
-    if outcome.status not in DECIDED_BY_RECEIPT:
-        return []
     verdict = verdict_for_receipt(body, max_attempts)
     problems = []
-    if verdict.status != outcome.status:
+    if verdict.retry:
+        # A failure with attempts left: only the coordinator can have ended
+        # the cell (a deadline, a cancel), never as a success or mismatch.
+        if outcome.status not in ENDED_BY_COORDINATOR:
+            problems.append(
+                f"the outcome says {job_pb2.CellStatus.Name(outcome.status)}, but "
+                "its receipt is a failure that would have been retried"
+            )
+    elif verdict.status != outcome.status:
         problems.append(
             f"the outcome says {job_pb2.CellStatus.Name(outcome.status)}, its receipt "
             f"{job_pb2.CellStatus.Name(verdict.status)}"

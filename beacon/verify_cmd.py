@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import yaml
 from google.protobuf import json_format
 
-from beacon.receipt_audit import Audit, KeySource, audit, pinned_source
+from beacon.receipt_audit import Audit, CellCheck, KeySource, audit, pinned_source
 from beacon.regions import UnknownRegionError, canonical_region
 from beacon.signing import KeyFileError, PublicKey, load_public_key
 from beacon.statuses import CellStatus
@@ -32,12 +33,18 @@ def load_result(path: Path) -> job_pb2.JobResult:
     except (OSError, UnicodeDecodeError) as exc:
         raise VerifyInputError(f"cannot read {path}: {exc}") from exc
     try:
-        return json_format.Parse(text, job_pb2.JobResult())
+        result = json_format.Parse(text, job_pb2.JobResult())
     except json_format.ParseError as exc:
         raise VerifyInputError(
             f"{path} is not a JobResult in JSON (`beacon export JOB_ID --format "
             f"json` writes one): {exc}"
         ) from exc
+    if not result.job_id or not result.outcomes:
+        raise VerifyInputError(
+            f"{path} holds no job's outcomes: nothing to verify "
+            "(`beacon export JOB_ID --format json` writes a whole result)"
+        )
+    return result
 
 
 def _pin(region: str, value: str, base: Path | None = None) -> tuple[str, PublicKey]:
@@ -78,23 +85,38 @@ def _line(cell_status: CellStatus, verdict: str, *fields: object) -> str:
     return f"{verdict:10} {status.lower():15} " + "  ".join(str(f) for f in fields)
 
 
-def report_lines(report: Audit) -> list[str]:
+UNFINISHED = frozenset({job_pb2.JOB_STATUS_PENDING, job_pb2.JOB_STATUS_RUNNING})
+
+
+def report_lines(report: Audit, job_status: int) -> list[str]:
     lines = [f"job {report.job_id}", f"keys: {report.keys.description}"]
+    if job_status in UNFINISHED:
+        lines.append(
+            "the job had not finished when this result was exported: open cells "
+            "are PENDING and the analysis is provisional"
+        )
     for cell in report.cells:
-        verdict = "VALID" if cell.valid else "INVALID"
-        if cell.valid and cell.receipts == 0:
-            verdict = "NO-RECEIPT"
+        verdict = _verdict(cell)
         where = (cell.region, cell.model, cell.question_id, f"#{cell.sample}")
         lines.append(_line(cell.status, verdict, *where, cell.cell_id))
         lines += [f"           - {problem}" for problem in cell.problems]
     lines += [f"result: {problem}" for problem in report.problems]
-    invalid = sum(1 for cell in report.cells if not cell.valid)
-    unsigned = sum(1 for cell in report.cells if cell.valid and cell.receipts == 0)
+    verdicts = Counter(_verdict(cell) for cell in report.cells)
     lines.append(
-        f"{len(report.cells)} cells: {len(report.cells) - invalid - unsigned} valid, "
-        f"{invalid} invalid, {unsigned} without a receipt (never answered)"
+        f"{len(report.cells)} cells: {verdicts['VALID']} valid, "
+        f"{verdicts['INVALID']} invalid, {verdicts['PENDING']} pending, "
+        f"{verdicts['UNSIGNED']} unsigned (their status is the coordinator's "
+        "word: no receipt backs it)"
     )
     return lines
+
+
+def _verdict(cell: CellCheck) -> str:
+    if not cell.valid:
+        return "INVALID"
+    if cell.status == job_pb2.CELL_STATUS_OPEN:
+        return "PENDING"
+    return "VALID" if cell.receipts else "UNSIGNED"
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -113,8 +135,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         keys = pinned_source(pins, origin)
     report = audit(result, keys)
-    print("\n".join(report_lines(report)))
-    return 0 if report.valid else 1
+    print("\n".join(report_lines(report, result.status)))
+    if not report.valid:
+        return 1
+    if args.strict and any(_verdict(cell) != "VALID" for cell in report.cells):
+        return 1
+    return 0
 
 
 def add_verify_command(command: AddCommand) -> None:
@@ -131,4 +157,9 @@ def add_verify_command(command: AddCommand) -> None:
     )
     verify.add_argument(
         "--pins", type=Path, help="YAML file of `region: key` or `region: [keys]`"
+    )
+    verify.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail when a cell is pending or has no receipt behind its status",
     )

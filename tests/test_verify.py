@@ -13,7 +13,7 @@ from beacon.cli import main
 from beacon.client import CoordinatorClient
 from beacon.export import to_json
 from beacon.signing import SigningKey
-from beacon.v1 import job_pb2
+from beacon.v1 import analysis_pb2, job_pb2
 from tests.support.router_process import RunningRouter
 from tests.support.servers import start_agent, start_coordinator
 
@@ -182,5 +182,64 @@ def test_altered_bytes_are_invalid(exported: Exported, tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_result_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "job.json"
     path.write_text('{"questions": []}')
+
+    assert main(["verify", str(path)]) == 2
+
+
+def test_a_success_relabelled_as_a_failure_is_invalid(
+    exported: Exported, tmp_path: Path
+) -> None:
+    """Hiding an answer as a technical failure contradicts its signed receipt."""
+    relabelled = copy(exported.first)
+    outcome = first_in(relabelled, "us-east")
+    outcome.status = job_pb2.CELL_STATUS_FAILED
+    outcome.answer = ""
+    outcome.classification = 0
+
+    code, out = verify(relabelled, tmp_path, "--pins", str(exported.pins))
+
+    assert code == 1
+    assert (
+        "the outcome says CELL_STATUS_FAILED, its receipt CELL_STATUS_COMPLETED" in out
+    )
+
+
+def test_a_status_with_no_receipt_is_unsigned_and_fails_only_when_strict(
+    exported: Exported, tmp_path: Path
+) -> None:
+    stripped = copy(exported.first)
+    outcome = first_in(stripped, "us-east")
+    outcome.status = job_pb2.CELL_STATUS_FAILED
+    outcome.answer = ""
+    outcome.ClearField("receipt")
+    # The analysis would give the edit away; this checks the outcome alone.
+    stripped.ClearField("analysis")
+    pins = ("--pins", str(exported.pins))
+
+    code, out = verify(stripped, tmp_path, *pins)
+    strict_code, _ = verify(stripped, tmp_path, *pins, "--strict")
+
+    assert code == 0 and strict_code == 1
+    assert "UNSIGNED" in out
+    assert "7 valid, 0 invalid, 0 pending, 1 unsigned" in out
+
+
+def test_an_edited_analysis_is_invalid(exported: Exported, tmp_path: Path) -> None:
+    edited = copy(exported.first)
+    assert edited.HasField("analysis")
+    edited.analysis.risk = analysis_pb2.RISK_LEVEL_HIGH
+    edited.analysis.risk_reasons.append("made up")
+
+    code, out = verify(edited, tmp_path, "--pins", str(exported.pins))
+    genuine_code, _ = verify(exported.first, tmp_path, "--pins", str(exported.pins))
+
+    assert genuine_code == 0
+    assert code == 1
+    assert "the analysis is not what the outcomes give" in out
+
+
+def test_a_result_with_no_outcomes_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.json"
+    path.write_text("{}")
 
     assert main(["verify", str(path)]) == 2
