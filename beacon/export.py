@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Final
@@ -24,8 +25,10 @@ from beacon.v1 import job_pb2
 logger = logging.getLogger(__name__)
 
 # A spreadsheet runs a cell that starts with one of these as a formula; an
-# answer is untrusted text, so such a cell gets a leading apostrophe.
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+# answer is untrusted text, so such a cell gets a leading apostrophe. A line
+# break inside a value gets the same guard: a reader that splits records on a
+# bare CR (or a spreadsheet import that ignores quotes) starts a cell there.
+_FORMULA_AT_LINE_START: Final = re.compile(r"^(?=[=+\-@\t\r])|(?<=[\r\n])(?=[=+\-@\t])")
 
 
 def to_json(result: job_pb2.JobResult) -> str:
@@ -40,14 +43,16 @@ def to_jsonl(result: job_pb2.JobResult) -> str:
 
 
 def _spreadsheet_safe(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
+    if isinstance(value, str):
+        return _FORMULA_AT_LINE_START.sub("'", value)
     return value
 
 
 def to_csv(result: job_pb2.JobResult) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # Every field quoted: a CR, a tab or a `;` (the separator of some locales)
+    # inside an answer then never ends a record or a cell.
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow([f.name for f in fields(CellRow)])
     for row in cell_rows(result):
         values = row.as_dict()

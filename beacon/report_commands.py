@@ -42,12 +42,32 @@ def read_result_file(path: Path) -> job_pb2.JobResult:
     """A JobResult saved by `beacon export --format json` or `beacon run --output`."""
     try:
         text = path.read_text(encoding="utf-8")
-        return json_format.Parse(text, job_pb2.JobResult())
-    except (OSError, UnicodeDecodeError, json_format.ParseError) as exc:
+        # protobuf's parser reads a top-level array as an empty message.
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("the file holds JSON, but not an object")
+        result = json_format.Parse(text, job_pb2.JobResult())
+        _check_not_degenerate(result)
+    except (OSError, ValueError, json_format.ParseError) as exc:
         raise ResultFileError(
             f"cannot read a JobResult from {path}: {exc} (expected the JSON that "
             "`beacon export JOB_ID --format json` writes)"
         ) from exc
+    return result
+
+
+def _check_not_degenerate(result: job_pb2.JobResult) -> None:
+    """A result with nothing to report is a wrong file, not an empty audit."""
+    missing = [
+        name
+        for name, present in (
+            ("job_id", bool(result.job_id)),
+            ("spec", result.HasField("spec")),
+            ("outcomes", bool(result.outcomes)),
+        )
+        if not present
+    ]
+    if missing:
+        raise ValueError(f"it has no {', no '.join(missing)}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

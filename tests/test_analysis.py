@@ -358,6 +358,16 @@ def test_coordinator_config_takes_analysis_thresholds() -> None:
         {**base, "analysis": {"divergence_similarity": 0.3}}
     )
     assert config.analysis.divergence_similarity == 0.3
+    with pytest.raises(ValidationError, match="must not be above high_risk"):
+        CoordinatorConfig.model_validate(
+            {
+                **base,
+                "analysis": {
+                    "medium_risk_flagged_share": 0.5,
+                    "high_risk_flagged_share": 0.1,
+                },
+            }
+        )
     assert CoordinatorConfig.model_validate(base).analysis == DEFAULT
 
 

@@ -88,6 +88,43 @@ def test_csv_has_a_row_per_cell_and_never_starts_a_formula(
     assert refusal["flags"] == f"{AP} refuses while {US}, {EU} answers"
 
 
+INJECTED = "=cmd|' /C calc'!A0"
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"], ids=["cr", "crlf", "lf"])
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t"])
+def test_csv_keeps_a_multiline_answer_in_one_cell_with_no_formula_line(
+    newline: str, start: str
+) -> None:
+    """A line break inside an answer never starts a record, nor a formula line."""
+    answer = f"Here is the answer.{newline}{start}1+1{newline}{INJECTED}"
+    result = analysed(make_result({(US, LLAMA, "q1", 0): Cell(answer)}, regions=(US,)))
+
+    text = export(result, "csv")
+
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == 2
+    cell = rows[1][[f for f in rows[0]].index("answer")]
+    assert cell == (f"Here is the answer.{newline}'{start}1+1{newline}'{INJECTED}")
+    for line in cell.splitlines():
+        assert not line.startswith(("=", "+", "-", "@", "\t"))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["foo;=1+1", "foo\t=1+1", "a,b", 'say "hi"'],
+    ids=["semicolon", "tab", "comma", "quote"],
+)
+def test_csv_quotes_every_field(answer: str) -> None:
+    """A `;`-locale spreadsheet never splits an answer into a formula cell."""
+    result = analysed(make_result({(US, LLAMA, "q1", 0): Cell(answer)}, regions=(US,)))
+
+    _, row = export(result, "csv").splitlines()[:2]
+
+    assert row.startswith('"') and row.endswith('"')
+    assert f'"{answer.replace(chr(34), 2 * chr(34))}"' in row
+
+
 def test_html_escapes_every_answer_and_loads_nothing(
     result: job_pb2.JobResult,
 ) -> None:
@@ -136,7 +173,17 @@ def test_a_saved_result_exports_without_a_coordinator(
 
 
 @pytest.mark.parametrize(
-    "content", [None, "{not json", '{"outcomes": 3}'], ids=["missing", "bad", "shape"]
+    "content",
+    [
+        None,
+        "{not json",
+        '{"outcomes": 3}',
+        "[]",
+        "{}",
+        '{"jobId": "j", "spec": {"regions": ["us-east"]}}',
+        '{"spec": {"regions": ["us-east"]}, "outcomes": [{"cellId": "c"}]}',
+    ],
+    ids=["missing", "bad", "shape", "array", "empty", "no-outcomes", "no-job-id"],
 )
 def test_an_unreadable_saved_result_is_one_line_and_exit_2(
     tmp_path: Path, content: str | None

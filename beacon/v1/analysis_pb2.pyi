@@ -413,7 +413,7 @@ class JobAnalysis(_message.Message):
     between_region_variation: _builtins.float
     risk: Global___RiskLevel.ValueType
     similarity_method: _builtins.str
-    """Names the similarity measure, e.g. "token-cosine"."""
+    """Names the similarity measure: "content-word-cosine"."""
     accepted_cells: _builtins.int
     """Cells with an accepted answer, and all cells."""
     total_cells: _builtins.int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from beacon.v1 import analysis_pb2
 
@@ -55,6 +55,17 @@ class AnalysisThresholds(BaseModel):
         description="Share of cells without an accepted answer from which the "
         "job is medium risk.",
     )
+
+    @model_validator(mode="after")
+    def _medium_below_high(self) -> AnalysisThresholds:
+        # Otherwise the medium level could never be reached by its share.
+        if self.medium_risk_flagged_share > self.high_risk_flagged_share:
+            raise ValueError(
+                f"medium_risk_flagged_share ({self.medium_risk_flagged_share}) "
+                "must not be above high_risk_flagged_share "
+                f"({self.high_risk_flagged_share})"
+            )
+        return self
 
     def to_proto(self) -> analysis_pb2.AnalysisThresholds:
         # The proto mirrors these fields one to one.
