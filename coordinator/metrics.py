@@ -20,8 +20,9 @@ T = TypeVar("T")
 
 CELLS = Counter(
     "beacon_cells",
-    "Cells that reached their final outcome.",
-    ["region", "model", "outcome"],
+    "Cells that reached their final outcome; a completed one says how its "
+    "answer reads (answered, refused, empty), the others 'none'.",
+    ["region", "model", "outcome", "classification"],
     registry=REGISTRY,
 )
 RETRIES = Counter(

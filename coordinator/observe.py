@@ -23,14 +23,20 @@ def outcome_name(status: job_pb2.CellStatus.ValueType) -> str:
 
 def cell_final(cell: Cell, verdict: Verdict) -> None:
     outcome = outcome_name(verdict.status)
-    metrics.CELLS.labels(cell.region, cell.model, outcome).inc()
+    reads = receipt_pb2.Classification.Name(verdict.classification)
+    classification = reads.removeprefix("CLASSIFICATION_").lower()
+    if classification == "unspecified":
+        classification = "none"
+    metrics.CELLS.labels(cell.region, cell.model, outcome, classification).inc()
     logger.debug(
-        "cell final cell_id=%s region=%s model=%s question=%s outcome=%s",
+        "cell final cell_id=%s region=%s model=%s question=%s outcome=%s "
+        "classification=%s",
         cell.cell_id,
         cell.region,
         cell.model,
         cell.question_id,
         outcome,
+        classification,
     )
 
 

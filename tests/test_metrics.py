@@ -102,6 +102,9 @@ def test_every_server_counts_the_job_cells(deployment: LocalDeployment) -> None:
     coordinator = scrape(urls["coordinator"])
     assert total(coordinator, "beacon_cells_total") == 18
     assert total(coordinator, "beacon_cells_total", outcome="completed") == 18
+    answered = total(coordinator, "beacon_cells_total", classification="answered")
+    refused = total(coordinator, "beacon_cells_total", classification="refused")
+    assert answered + refused == 18
     for region in ("us-east", "eu-west"):
         assert total(coordinator, "beacon_cells_total", region=region) == 9
         for model in ("llama3.2-1b", "mistral-7b", "qwen2.5-1.5b"):
@@ -160,7 +163,12 @@ async def test_retries_and_failures_are_counted(tmp_path: Path) -> None:
     spec.questions.add(id="q", text="What is 2+2?")
     spec.max_attempts = 2
     retries = {"region": "us-east", "code": "ROUTER_HTTP_500"}
-    failed = {"region": "us-east", "model": "fail-500", "outcome": "failed"}
+    failed = {
+        "region": "us-east",
+        "model": "fail-500",
+        "outcome": "failed",
+        "classification": "none",
+    }
     agent_failures = {"region": "us-east", "model": "fail-500", "result": "failure"}
     calls = {"region": "us-east", "result": "failure"}
     before = [
