@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import httpx
 import pytest
 
 from beacon.local import LocalDeployment, start_local
 from beacon.processes import ProcessGroup
 from tests.support.commands import beacon
-from tests.support.router_process import read_call_log
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.router_process import read_call_log, start_router, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -141,3 +143,38 @@ def test_router_calls_carry_the_trace_of_their_job(
     assert len(served) == 18
     assert all(hex_id(s["context"]["trace_id"]) == trace_id for s in served)
     assert {hex_id(s["parent_id"]) for s in served} == set(router_calls)
+
+
+def test_spans_go_to_an_otlp_collector(tmp_path: Path) -> None:
+    """The router exports over OTLP/HTTP and continues the caller's trace."""
+    collector = OtlpReceiver()
+    collector.start()
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    try:
+        with start_router(
+            tmp_path,
+            env={
+                "BEACON_ROUTER_TRACE_EXPORTER": "otlp",
+                "BEACON_ROUTER_OTLP_ENDPOINT": collector.url,
+            },
+        ) as router:
+            reply = httpx.post(
+                f"{router.url}/inference",
+                json={"model": "m", "prompt": "hi", "region_preference": "us-east"},
+                headers={"traceparent": f"00-{trace_id}-{parent}-01"},
+                timeout=30,
+            )
+            assert reply.json()["success"] is True
+            # Stopping flushes the spans still batched.
+            assert stop_process(router.process) == 0, router.stderr()
+    finally:
+        collector.stop()
+
+    spans = collector.spans()
+    assert {service for service, _ in spans} == {"beacon-router"}
+    served = [span for _, span in spans if span.name == "router /inference"]
+    assert len(served) == 1
+    assert served[0].trace_id.hex() == trace_id
+    assert served[0].parent_span_id.hex() == parent
+    # Spans the web framework adds inside the call join the same trace.
+    assert {span.trace_id.hex() for _, span in spans} == {trace_id}

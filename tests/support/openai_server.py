@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.support.threaded_app import ThreadedApp
 
 
 class FakeUpstream:
@@ -33,28 +32,14 @@ class FakeUpstream:
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=1)
-        )
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
-            daemon=True,
-        )
+        self._app = ThreadedApp(app)
+        self.url = self._app.base_url + "/v1"
 
     def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            assert time.monotonic() < deadline, "fake upstream did not start"
-            time.sleep(0.02)
+        self._app.start()
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
-        self._sock.close()
+        self._app.stop()
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": []})
