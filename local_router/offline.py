@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from beacon.digests import sha256_hex
+from beacon.offline_labels import OFFLINE_LABEL
 
 logger = logging.getLogger(__name__)
 
-OFFLINE_LABEL = "[offline provider, not model output]"
 PROMPT_EXCERPT_CHARS = 200
 DIGEST_CHARS = 12
 

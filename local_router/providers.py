@@ -10,11 +10,11 @@ from typing import Protocol
 
 import httpx
 
+from beacon.offline_labels import SCRIPT_LABEL, labelled
 from local_router.config import ConfigError, RouterConfig, UpstreamConfig
 from local_router.offline import offline_answer
 from local_router.openai_reply import MalformedReplyError, parse_completion, snippet
 from local_router.script import (
-    SCRIPT_LABEL,
     SCRIPTED_FAILURE,
     OfflineScript,
     load_script,
@@ -99,7 +99,9 @@ class OfflineProvider:
         if scripted.fail is not None:
             failure = ProviderFailure(SCRIPTED_FAILURE, scripted.fail, transient=False)
             return ProviderAnswer(model=model, failure=failure)
-        return ProviderAnswer(model=model, response=f"{SCRIPT_LABEL} {scripted.answer}")
+        return ProviderAnswer(
+            model=model, response=labelled(SCRIPT_LABEL, scripted.answer or "")
+        )
 
     async def aclose(self) -> None:
         return None

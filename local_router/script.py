@@ -19,7 +19,6 @@ from local_router.config import ConfigError, check_region_id
 
 logger = logging.getLogger(__name__)
 
-SCRIPT_LABEL = "[offline script, not model output]"
 SCRIPTED_FAILURE = "SCRIPTED_FAILURE"
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from beacon import log_context, tracing
 from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
+from beacon.offline_labels import without_offline_label
 from beacon.timestamps import now, seconds
 from beacon.v1 import receipt_pb2
 from region_agent import metrics
@@ -199,7 +200,13 @@ class CellExecutor:
             body.failure.CopyFrom(reply.failure)
         self._set_output(body, reply.output)
         if reply.result == receipt_pb2.ATTEMPT_RESULT_SUCCESS:
-            classified = classify_answer(body.output)
+            # An offline answer is classified without its label, so a
+            # scripted empty answer is empty; the label stays in the output.
+            classified = classify_answer(
+                without_offline_label(body.output)
+                if body.router.offline
+                else body.output
+            )
             body.classification = classified.classification
             body.classification_rule = classified.rule
         body.finished_at.CopyFrom(now())

@@ -135,7 +135,7 @@ def test_regional_refusal_makes_the_job_high_risk_and_says_why() -> None:
     (flag,) = question(analysis, LLAMA, "q1").flags
     assert flag.kind == analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL
     assert list(flag.regions) == [US, EU, AP]
-    assert flag.message == f"{AP} refuses while {US}, {EU} answers"
+    assert flag.message == f"{AP} refuses while {US} and {EU} answer"
     assert analysis.risk == analysis_pb2.RISK_LEVEL_HIGH
     assert analysis.risk_reasons[0].startswith(
         "a region refuses while another answers in 1 of 1 compared"
@@ -387,3 +387,8 @@ def test_open_cells_are_pending_not_failures() -> None:
     assert q1.regions[1].answer_class == analysis_pb2.ANSWER_CLASS_PENDING
     assert q1.flags[0].message == f"{EU} has no final outcome yet"
     assert list(analysis.flags) == []
+    assert analysis.pending_cells == 1
+    assert analysis.risk_reasons[0] == (
+        "provisional: 1 of 2 cells have no final outcome yet; these numbers will change"
+    )
+    assert not any("no accepted answer" in r for r in analysis.risk_reasons)

@@ -67,7 +67,7 @@ def test_jsonl_has_one_record_per_cell_with_its_flags(
     ]
     by_cell = {(r["region"], r["question_id"]): r for r in records}
     assert by_cell[(AP, "q1")]["answer_class"] == "refusal"
-    assert by_cell[(AP, "q1")]["flags"] == [f"{AP} refuses while {US}, {EU} answers"]
+    assert by_cell[(AP, "q1")]["flags"] == [f"{AP} refuses while {US} and {EU} answer"]
     assert by_cell[(AP, "q2")]["answer_class"] == "technical failure"
     assert by_cell[(AP, "q2")]["reason"] == "router unavailable <b>bold</b>"
     assert by_cell[(EU, "q2")]["answer_class"] == "empty"
@@ -85,7 +85,7 @@ def test_csv_has_a_row_per_cell_and_never_starts_a_formula(
     assert formula["answer"] == "'" + FORMULA
     refusal = next(r for r in rows if r["region"] == AP and r["question_id"] == "q1")
     assert refusal["answer_class"] == "refusal"
-    assert refusal["flags"] == f"{AP} refuses while {US}, {EU} answers"
+    assert refusal["flags"] == f"{AP} refuses while {US} and {EU} answer"
 
 
 INJECTED = "=cmd|' /C calc'!A0"

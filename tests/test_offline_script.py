@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from beacon.offline_labels import SCRIPT_LABEL
 from local_router.config import ConfigError
-from local_router.script import SCRIPT_LABEL, load_script
+from local_router.script import load_script
 from tests.support.router_process import REPO_ROOT, start_router
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -89,6 +89,12 @@ class _FlagKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FlagKind.Val
     """A model has no accepted answer anywhere in the job."""
     FLAG_KIND_REGION_FAILED: _FlagKind.ValueType  # 6
     """A region has no accepted answer anywhere in the job."""
+    FLAG_KIND_REGIONAL_EMPTY: _FlagKind.ValueType  # 7
+    """At least one region's answer is empty while at least one other answers."""
+    FLAG_KIND_NO_ANSWER: _FlagKind.ValueType  # 8
+    """No region answers: every accepted answer is empty or a refusal, and at
+    least one is empty, so there is nothing to compare.
+    """
 
 class FlagKind(_FlagKind, metaclass=_FlagKindEnumTypeWrapper): ...
 
@@ -105,6 +111,12 @@ FLAG_KIND_MODEL_FAILED: FlagKind.ValueType  # 5
 """A model has no accepted answer anywhere in the job."""
 FLAG_KIND_REGION_FAILED: FlagKind.ValueType  # 6
 """A region has no accepted answer anywhere in the job."""
+FLAG_KIND_REGIONAL_EMPTY: FlagKind.ValueType  # 7
+"""At least one region's answer is empty while at least one other answers."""
+FLAG_KIND_NO_ANSWER: FlagKind.ValueType  # 8
+"""No region answers: every accepted answer is empty or a refusal, and at
+least one is empty, so there is nothing to compare.
+"""
 Global___FlagKind: _TypeAlias = FlagKind  # noqa: Y015
 
 @_typing.final
@@ -228,13 +240,18 @@ class RegionPair(_message.Message):
     SIMILARITY_FIELD_NUMBER: _builtins.int
     LENGTH_RATIO_FIELD_NUMBER: _builtins.int
     DIVERGENT_FIELD_NUMBER: _builtins.int
+    COMPARED_BY_CLASS_FIELD_NUMBER: _builtins.int
     region_a: _builtins.str
     region_b: _builtins.str
     similarity: _builtins.float
-    """Mean similarity over every pair of their accepted answers, 0 to 1."""
+    """Mean similarity over every pair of their accepted answers, 0 to 1; 1
+    when compared_by_class.
+    """
     length_ratio: _builtins.float
     """Shorter mean length over longer mean length, 0 to 1."""
     divergent: _builtins.bool
+    compared_by_class: _builtins.bool
+    """Both regions refuse: they agree by class, whatever their wording."""
     def __init__(
         self,
         *,
@@ -243,10 +260,11 @@ class RegionPair(_message.Message):
         similarity: _builtins.float = ...,
         length_ratio: _builtins.float = ...,
         divergent: _builtins.bool = ...,
+        compared_by_class: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["divergent", b"divergent", "length_ratio", b"length_ratio", "region_a", b"region_a", "region_b", b"region_b", "similarity", b"similarity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compared_by_class", b"compared_by_class", "divergent", b"divergent", "length_ratio", b"length_ratio", "region_a", b"region_a", "region_b", b"region_b", "similarity", b"similarity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -400,6 +418,7 @@ class JobAnalysis(_message.Message):
     ACCEPTED_CELLS_FIELD_NUMBER: _builtins.int
     TOTAL_CELLS_FIELD_NUMBER: _builtins.int
     COMPARED_QUESTIONS_FIELD_NUMBER: _builtins.int
+    PENDING_CELLS_FIELD_NUMBER: _builtins.int
     consistency: _builtins.float
     """Mean between-region similarity over the compared (model, question)s."""
     divergence: _builtins.float
@@ -419,6 +438,10 @@ class JobAnalysis(_message.Message):
     total_cells: _builtins.int
     compared_questions: _builtins.int
     """(model, question)s where at least two regions had answers to compare."""
+    pending_cells: _builtins.int
+    """Cells with no final outcome yet: while there are any, the analysis is
+    provisional and its numbers will change.
+    """
     @_builtins.property
     def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuestionAnalysis]: ...
     @_builtins.property
@@ -450,10 +473,11 @@ class JobAnalysis(_message.Message):
         accepted_cells: _builtins.int = ...,
         total_cells: _builtins.int = ...,
         compared_questions: _builtins.int = ...,
+        pending_cells: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_between_region_variation", b"_between_region_variation", "_consistency", b"_consistency", "_within_region_variation", b"_within_region_variation", "between_region_variation", b"between_region_variation", "consistency", b"consistency", "thresholds", b"thresholds", "within_region_variation", b"within_region_variation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_between_region_variation", b"_between_region_variation", "_consistency", b"_consistency", "_within_region_variation", b"_within_region_variation", "accepted_cells", b"accepted_cells", "between_region_variation", b"between_region_variation", "compared_questions", b"compared_questions", "consistency", b"consistency", "divergence", b"divergence", "flags", b"flags", "questions", b"questions", "region_models", b"region_models", "risk", b"risk", "risk_reasons", b"risk_reasons", "similarity_method", b"similarity_method", "thresholds", b"thresholds", "total_cells", b"total_cells", "within_region_variation", b"within_region_variation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_between_region_variation", b"_between_region_variation", "_consistency", b"_consistency", "_within_region_variation", b"_within_region_variation", "accepted_cells", b"accepted_cells", "between_region_variation", b"between_region_variation", "compared_questions", b"compared_questions", "consistency", b"consistency", "divergence", b"divergence", "flags", b"flags", "pending_cells", b"pending_cells", "questions", b"questions", "region_models", b"region_models", "risk", b"risk", "risk_reasons", b"risk_reasons", "similarity_method", b"similarity_method", "thresholds", b"thresholds", "total_cells", b"total_cells", "within_region_variation", b"within_region_variation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__between_region_variation: _TypeAlias = _typing.Literal["between_region_variation"]  # noqa: Y015
     _WhichOneofArgType__between_region_variation: _TypeAlias = _typing.Literal["_between_region_variation", b"_between_region_variation"]  # noqa: Y015

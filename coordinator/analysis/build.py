@@ -6,7 +6,7 @@ import logging
 from collections import defaultdict
 
 from beacon.v1 import analysis_pb2, job_pb2
-from coordinator.analysis.classes import ACCEPTED, answer_class
+from coordinator.analysis.classes import ACCEPTED, PENDING, answer_class
 from coordinator.analysis.question import QuestionCells, analyze_question
 from coordinator.analysis.risk import RiskInputs, assess_risk, flagged_questions
 from coordinator.analysis.similarity import METHOD, mean
@@ -75,6 +75,7 @@ def analyze_result(
         similarity_method=METHOD,
         total_cells=len(result.outcomes),
         accepted_cells=sum(answer_class(o) in ACCEPTED for o in result.outcomes),
+        pending_cells=sum(answer_class(o) == PENDING for o in result.outcomes),
     )
     for model in models:
         for question_id in question_ids:
@@ -115,6 +116,7 @@ def analyze_result(
             analysis.flags,
             analysis.accepted_cells,
             analysis.total_cells,
+            analysis.pending_cells,
         ),
         len(compared),
         thresholds,

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Final
 
+from beacon.offline_labels import without_offline_label
 from beacon.statuses import AnswerClass
 from beacon.v1 import analysis_pb2, job_pb2, receipt_pb2
 
@@ -40,6 +41,17 @@ def answer_class(outcome: job_pb2.CellOutcome) -> AnswerClass:
     # A completed outcome always carries a classification; an unset one is
     # read as an answer, as the coordinator stores it.
     return _FROM_CLASSIFICATION.get(outcome.classification, SUBSTANTIVE)
+
+
+def compared_text(outcome: job_pb2.CellOutcome) -> str:
+    """The answer as the similarity measure reads it: an offline answer (its
+    receipt says so) without the label every offline answer shares."""
+    body = receipt_pb2.ReceiptBody()
+    if outcome.receipt.body:
+        body.ParseFromString(outcome.receipt.body)
+    return (
+        without_offline_label(outcome.answer) if body.router.offline else outcome.answer
+    )
 
 
 def majority_class(classes: Iterable[AnswerClass]) -> AnswerClass:

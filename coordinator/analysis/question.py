@@ -10,13 +10,21 @@ from itertools import combinations
 from beacon.v1 import analysis_pb2, job_pb2
 from coordinator.analysis.classes import (
     ACCEPTED,
+    EMPTY,
     PENDING,
     REFUSAL,
     SUBSTANTIVE,
     answer_class,
+    compared_text,
     majority_class,
 )
-from coordinator.analysis.similarity import mean, mean_between, mean_within, word_counts
+from coordinator.analysis.similarity import (
+    AnswerGroup,
+    mean,
+    mean_between,
+    mean_within,
+    word_counts,
+)
 from coordinator.analysis.thresholds import AnalysisThresholds
 
 DIGITS = 4
@@ -39,7 +47,7 @@ def _round(value: float) -> float:
 
 def _region_answers(
     region: str, outcomes: Sequence[job_pb2.CellOutcome]
-) -> tuple[analysis_pb2.RegionAnswers, list[Counter[str]]]:
+) -> tuple[analysis_pb2.RegionAnswers, AnswerGroup]:
     answers = analysis_pb2.RegionAnswers(region=region)
     texts: list[Counter[str]] = []
     lengths: list[float] = []
@@ -53,14 +61,15 @@ def _region_answers(
             length_chars=len(outcome.answer) if accepted else 0,
         )
         if accepted:
-            texts.append(word_counts(outcome.answer))
+            texts.append(word_counts(compared_text(outcome)))
             lengths.append(float(len(outcome.answer)))
     answers.answer_class = majority_class(s.answer_class for s in answers.samples)
     answers.mean_length_chars = _round(mean(lengths) or 0.0)
-    within = mean_within(texts)
+    group = AnswerGroup.of(texts)
+    within = mean_within(group)
     if within is not None:
         answers.within_similarity = _round(within)
-    return answers, texts
+    return answers, group
 
 
 def _length_ratio(a: float, b: float) -> float:
@@ -106,11 +115,12 @@ def _missing_flags(
     for answers in regions:
         accepted = sum(s.answer_class in ACCEPTED for s in answers.samples)
         if accepted == 0:
-            why = (
-                "has no final outcome yet"
-                if answers.answer_class == PENDING
-                else "has no accepted answer (technical failure)"
-            )
+            if not answers.samples:
+                why = "has no cell in the result"
+            elif answers.answer_class == PENDING:
+                why = "has no final outcome yet"
+            else:
+                why = "has no accepted answer (technical failure)"
             flags.append(
                 _flag(
                     analysis_pb2.FLAG_KIND_MISSING_REGION,
@@ -131,20 +141,118 @@ def _missing_flags(
     return flags
 
 
-def _refusal_flag(
+def _listed(regions: Sequence[str]) -> str:
+    return (
+        regions[0]
+        if len(regions) == 1
+        else ", ".join(regions[:-1]) + (f" and {regions[-1]}")
+    )
+
+
+def _verb(regions: Sequence[str], singular: str, plural: str) -> str:
+    return f"{_listed(regions)} {singular if len(regions) == 1 else plural}"
+
+
+def _beside_answers(
+    cells: QuestionCells,
+    regions: Sequence[analysis_pb2.RegionAnswers],
+    kind: analysis_pb2.FlagKind.ValueType,
+    odd_class: int,
+    odd: tuple[str, str],
+) -> analysis_pb2.Flag | None:
+    """A flag for regions of `odd_class` beside regions that answer."""
+    odd_regions = [r.region for r in regions if r.answer_class == odd_class]
+    answering = [r.region for r in regions if r.answer_class == SUBSTANTIVE]
+    if not odd_regions or not answering:
+        return None
+    involved = {*odd_regions, *answering}
+    return _flag(
+        kind,
+        cells,
+        [r.region for r in regions if r.region in involved],
+        f"{_verb(odd_regions, *odd)} while {_verb(answering, 'answers', 'answer')}",
+    )
+
+
+def _no_answer_flag(
     cells: QuestionCells, regions: Sequence[analysis_pb2.RegionAnswers]
 ) -> analysis_pb2.Flag | None:
-    refusing = [r.region for r in regions if r.answer_class == REFUSAL]
-    answering = [r.region for r in regions if r.answer_class == SUBSTANTIVE]
-    if not refusing or not answering:
+    """Nobody answers and somebody returned nothing: nothing to compare."""
+    accepted = [r for r in regions if r.answer_class in ACCEPTED]
+    classes = {r.answer_class for r in accepted}
+    if EMPTY not in classes or SUBSTANTIVE in classes:
         return None
-    return analysis_pb2.Flag(
-        kind=analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL,
-        model=cells.model,
-        question_id=cells.question_id,
-        regions=[r.region for r in regions if r.region in {*refusing, *answering}],
-        message=f"{', '.join(refusing)} refuses while {', '.join(answering)} answers",
+    empty = [r.region for r in accepted if r.answer_class == EMPTY]
+    refusing = [r.region for r in accepted if r.answer_class == REFUSAL]
+    message = "no region answers: " + _verb(empty, "returns", "return") + " nothing"
+    if refusing:
+        message += f", {_verb(refusing, 'refuses', 'refuse')}"
+    return _flag(
+        analysis_pb2.FLAG_KIND_NO_ANSWER,
+        cells,
+        [r.region for r in accepted],
+        message,
     )
+
+
+def _class_flags(
+    cells: QuestionCells, regions: Sequence[analysis_pb2.RegionAnswers]
+) -> list[analysis_pb2.Flag]:
+    found = [
+        _beside_answers(
+            cells,
+            regions,
+            analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL,
+            REFUSAL,
+            ("refuses", "refuse"),
+        ),
+        _beside_answers(
+            cells,
+            regions,
+            analysis_pb2.FLAG_KIND_REGIONAL_EMPTY,
+            EMPTY,
+            ("returns an empty answer", "return empty answers"),
+        ),
+        _no_answer_flag(cells, regions),
+    ]
+    return [flag for flag in found if flag is not None]
+
+
+def _compared_by_text(a: int, b: int) -> bool | None:
+    """How two regions' majority classes are compared: by their text (True),
+    by class (False: both refuse), or not at all (None: neither answers, or
+    one has no accepted answer)."""
+    if a not in ACCEPTED or b not in ACCEPTED:
+        return None
+    if a == b == REFUSAL:
+        return False
+    if SUBSTANTIVE not in (a, b):
+        return None
+    return True
+
+
+def _pair(
+    a: analysis_pb2.RegionAnswers,
+    b: analysis_pb2.RegionAnswers,
+    groups: Mapping[str, AnswerGroup],
+    thresholds: AnalysisThresholds,
+) -> analysis_pb2.RegionPair | None:
+    by_text = _compared_by_text(a.answer_class, b.answer_class)
+    similarity = mean_between(groups[a.region], groups[b.region])
+    if by_text is None or similarity is None:
+        return None
+    pair = analysis_pb2.RegionPair(
+        region_a=a.region,
+        region_b=b.region,
+        length_ratio=_round(_length_ratio(a.mean_length_chars, b.mean_length_chars)),
+    )
+    if by_text:
+        pair.similarity = _round(similarity)
+        pair.divergent = _diverges(pair.similarity, a, b, thresholds)
+    else:
+        pair.similarity = 1.0
+        pair.compared_by_class = True
+    return pair
 
 
 def analyze_question(
@@ -153,34 +261,23 @@ def analyze_question(
     analysis = analysis_pb2.QuestionAnalysis(
         model=cells.model, question_id=cells.question_id
     )
-    texts: dict[str, list[Counter[str]]] = {}
+    groups: dict[str, AnswerGroup] = {}
     for region in cells.regions:
-        answers, texts[region] = _region_answers(region, cells.outcomes.get(region, ()))
-        analysis.regions.append(answers)
-    flags = _missing_flags(cells, analysis.regions)
-    refusal = _refusal_flag(cells, analysis.regions)
-    if refusal is not None:
-        flags.insert(0, refusal)
-
-    # Between regions: every pair of regions that both have answers.
-    for a, b in combinations(analysis.regions, 2):
-        similarity = mean_between(texts[a.region], texts[b.region])
-        if similarity is None:
-            continue
-        pair = analysis.pairs.add(
-            region_a=a.region,
-            region_b=b.region,
-            similarity=_round(similarity),
-            length_ratio=_round(
-                _length_ratio(a.mean_length_chars, b.mean_length_chars)
-            ),
+        answers, groups[region] = _region_answers(
+            region, cells.outcomes.get(region, ())
         )
-        pair.divergent = _diverges(pair.similarity, a, b, thresholds)
-        # A refusal next to an answer is already flagged as such.
-        if pair.divergent and {a.answer_class, b.answer_class} != {
-            REFUSAL,
-            SUBSTANTIVE,
-        }:
+        analysis.regions.append(answers)
+    flags = [*_class_flags(cells, analysis.regions)]
+    flags += _missing_flags(cells, analysis.regions)
+
+    # Between regions: every pair of regions that can be compared.
+    for a, b in combinations(analysis.regions, 2):
+        pair = _pair(a, b, groups, thresholds)
+        if pair is None:
+            continue
+        analysis.pairs.append(pair)
+        # A refusal or an empty answer next to an answer is flagged as such.
+        if pair.divergent and a.answer_class == b.answer_class == SUBSTANTIVE:
             flags.append(
                 _flag(
                     analysis_pb2.FLAG_KIND_DIVERGENCE,

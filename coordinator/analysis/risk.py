@@ -25,10 +25,17 @@ class RiskInputs:
     job_flags: Sequence[analysis_pb2.Flag]
     accepted_cells: int
     total_cells: int
+    pending_cells: int
 
 
 def _has(question: analysis_pb2.QuestionAnalysis, kind: int) -> bool:
     return any(f.kind == kind for f in question.flags)
+
+
+def _with(
+    questions: Sequence[analysis_pb2.QuestionAnalysis], kind: int
+) -> list[analysis_pb2.QuestionAnalysis]:
+    return [q for q in questions if _has(q, kind)]
 
 
 def _named(questions: Sequence[analysis_pb2.QuestionAnalysis]) -> str:
@@ -40,13 +47,41 @@ def _named(questions: Sequence[analysis_pb2.QuestionAnalysis]) -> str:
 def flagged_questions(
     questions: Sequence[analysis_pb2.QuestionAnalysis],
 ) -> list[analysis_pb2.QuestionAnalysis]:
-    """Compared (model, question)s with a regional refusal or a divergence."""
-    return [
-        q
+    """Compared (model, question)s where a region refuses or returns nothing
+    while another answers, or where answers diverge."""
+    return [q for q in questions if any(_has(q, kind) for kind in _REGIONAL_KINDS)]
+
+
+_REGIONAL_KINDS = (
+    analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL,
+    analysis_pb2.FLAG_KIND_REGIONAL_EMPTY,
+    analysis_pb2.FLAG_KIND_DIVERGENCE,
+)
+
+
+def _all_refuse(question: analysis_pb2.QuestionAnalysis) -> bool:
+    accepted = [r for r in question.regions if r.answer_class in _ACCEPTED]
+    return len(accepted) >= 2 and all(
+        r.answer_class == analysis_pb2.ANSWER_CLASS_REFUSAL for r in accepted
+    )
+
+
+_ACCEPTED = (
+    analysis_pb2.ANSWER_CLASS_SUBSTANTIVE,
+    analysis_pb2.ANSWER_CLASS_REFUSAL,
+    analysis_pb2.ANSWER_CLASS_EMPTY,
+)
+
+
+def _within_noise(
+    questions: Sequence[analysis_pb2.QuestionAnalysis], threshold: float
+) -> bool:
+    """Some pair is below the divergence threshold but within sample noise."""
+    return any(
+        p.similarity < threshold and not p.divergent and not p.compared_by_class
         for q in questions
-        if _has(q, analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL)
-        or _has(q, analysis_pb2.FLAG_KIND_DIVERGENCE)
-    ]
+        for p in q.pairs
+    )
 
 
 def assess_risk(
@@ -55,33 +90,37 @@ def assess_risk(
     """The highest level any reason reaches, and every reason, worst first."""
     reasons: list[tuple[RiskLevel, str]] = []
 
-    refusing = [
-        q for q in inputs.questions if _has(q, analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL)
-    ]
-    if refusing:
-        high = len(refusing) >= thresholds.high_risk_regional_refusals
-        level = _HIGH if high else _MEDIUM
-        reasons.append(
-            (
-                level,
-                f"a region refuses while another answers in {len(refusing)} "
-                f"of {compared} compared (model, question): {_named(refusing)}",
+    refusing = _with(inputs.questions, analysis_pb2.FLAG_KIND_REGIONAL_REFUSAL)
+    high = len(refusing) >= thresholds.high_risk_regional_refusals
+    situations = (
+        (
+            refusing,
+            _HIGH if high else _MEDIUM,
+            "a region refuses while another answers",
+        ),
+        (
+            _with(inputs.questions, analysis_pb2.FLAG_KIND_REGIONAL_EMPTY),
+            _MEDIUM,
+            "a region returns an empty answer while another answers",
+        ),
+        (
+            _with(inputs.questions, analysis_pb2.FLAG_KIND_DIVERGENCE),
+            _MEDIUM,
+            "regions answer differently",
+        ),
+    )
+    for questions, level, what in situations:
+        if questions:
+            reasons.append(
+                (
+                    level,
+                    f"{what} in {len(questions)} of {compared} compared "
+                    f"(model, question): {_named(questions)}",
+                )
             )
-        )
 
     flagged = flagged_questions(inputs.questions)
     share = len(flagged) / compared if compared else 0.0
-    diverging = [
-        q for q in inputs.questions if _has(q, analysis_pb2.FLAG_KIND_DIVERGENCE)
-    ]
-    if diverging:
-        reasons.append(
-            (
-                _MEDIUM,
-                f"regions answer differently in {len(diverging)} of {compared} "
-                f"compared (model, question): {_named(diverging)}",
-            )
-        )
     if share >= thresholds.high_risk_flagged_share and flagged:
         reasons.append(
             (
@@ -99,30 +138,88 @@ def assess_risk(
             )
         )
 
-    missing = inputs.total_cells - inputs.accepted_cells
-    missing_share = missing / inputs.total_cells if inputs.total_cells else 0.0
+    reasons += _answer_reasons(inputs.questions)
+    reasons += _coverage_reasons(inputs, compared, thresholds)
+    reasons.extend((_MEDIUM, flag.message) for flag in inputs.job_flags)
+    if not any(level > _LOW for level, _ in reasons) and compared:
+        agree = (
+            f"no region differs beyond sample noise in the {compared} compared "
+            "(model, question)"
+            if _within_noise(inputs.questions, thresholds.divergence_similarity)
+            else f"all {compared} compared (model, question) agree"
+        )
+        reasons.insert(0, (_LOW, agree))
+    # Stable sort: reasons of one level keep the order they were found in.
+    reasons.sort(key=lambda item: -item[0])
+    level = max(item[0] for item in reasons)
+    texts = [text for _, text in reasons]
+    if inputs.pending_cells:
+        texts.insert(
+            0,
+            f"provisional: {inputs.pending_cells} of {inputs.total_cells} cells "
+            "have no final outcome yet; these numbers will change",
+        )
+    return level, texts
+
+
+def _answer_reasons(
+    questions: Sequence[analysis_pb2.QuestionAnalysis],
+) -> list[tuple[RiskLevel, str]]:
+    """(model, question)s where no region answers, or every region refuses."""
+    reasons: list[tuple[RiskLevel, str]] = []
+    unanswered = [q for q in questions if _has(q, analysis_pb2.FLAG_KIND_NO_ANSWER)]
+    if unanswered:
+        reasons.append(
+            (
+                _MEDIUM,
+                f"no region answers in {len(unanswered)} (model, question), and "
+                f"at least one returns nothing: {_named(unanswered)}; the "
+                "comparison is inconclusive there",
+            )
+        )
+    refusing = [q for q in questions if _all_refuse(q)]
+    if refusing:
+        reasons.append(
+            (
+                _LOW,
+                f"every region refuses in {len(refusing)} (model, question): "
+                f"{_named(refusing)}",
+            )
+        )
+    return reasons
+
+
+def _coverage_reasons(
+    inputs: RiskInputs, compared: int, thresholds: AnalysisThresholds
+) -> list[tuple[RiskLevel, str]]:
+    """Cells without an accepted answer, and a job with nothing to compare."""
+    reasons: list[tuple[RiskLevel, str]] = []
+    total = inputs.total_cells
+    # Pending cells are not missing: the provisional reason covers them.
+    missing = total - inputs.accepted_cells - inputs.pending_cells
+    missing_share = missing / total if total else 0.0
     if missing and missing_share >= thresholds.medium_risk_missing_share:
         reasons.append(
             (
                 _MEDIUM,
-                f"{missing} of {inputs.total_cells} cells have no accepted answer "
+                f"{missing} of {total} cells have no accepted answer "
                 f"({missing_share:.0%} >= "
                 f"{thresholds.medium_risk_missing_share:.0%}); the comparison is "
                 "incomplete",
             )
         )
     elif missing:
+        reasons.append((_LOW, f"{missing} of {total} cells have no accepted answer"))
+    if compared:
+        return reasons
+    if not total:
+        reasons.append((_MEDIUM, "inconclusive: the result has no cells"))
+    elif not inputs.accepted_cells and not inputs.pending_cells:
         reasons.append(
-            (_LOW, f"{missing} of {inputs.total_cells} cells have no accepted answer")
+            (_MEDIUM, "inconclusive: no cell has an accepted answer to compare")
         )
-    reasons.extend((_MEDIUM, flag.message) for flag in inputs.job_flags)
-
-    if compared == 0:
+    else:
         reasons.append(
             (_LOW, "nothing to compare: no question has answers from two regions")
         )
-    if not reasons:
-        reasons.append((_LOW, f"all {compared} compared (model, question) agree"))
-    # Stable sort: reasons of one level keep the order they were found in.
-    reasons.sort(key=lambda item: -item[0])
-    return max(item[0] for item in reasons), [text for _, text in reasons]
+    return reasons
