@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -286,6 +287,15 @@ class _Origins:
             problems.append(f"{setting}: {message}{self.origin(loc)}")
         return "invalid settings: " + "; ".join(problems)
 
+    def variable_for(self, loc: list[str]) -> str:
+        """The variable that set `loc`: a nested one (`A__B`) when given."""
+        present = {name.upper() for name in os.environ}
+        for depth in range(len(loc), 0, -1):
+            name = f"{self.prefix}{'__'.join(loc[:depth])}".upper()
+            if name in present:
+                return name
+        return f"{self.prefix}{loc[0]}".upper()
+
     def origin(self, loc: list[str]) -> str:
         top = loc[0] if loc else ""
         if not top:
@@ -294,7 +304,7 @@ class _Origins:
         if top in self.flag_values:
             return f" (from {self.flag_names[top]})"
         if top in self.env_values:
-            return f" (from environment variable {variable})"
+            return f" (from environment variable {self.variable_for(loc)})"
         if top in self.file_values:
             return f" (from {self.file})"
         ways = [self.flag_names[top]] if top in self.flag_names else []

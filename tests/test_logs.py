@@ -8,6 +8,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 
 from beacon import log_context, logs
 from beacon.v1 import job_pb2
+from region_agent.openai_client import OpenAIChatClient
+from region_agent.router_reply import InferenceCall
 from tests.support.openai_server import FakeUpstream
 from tests.support.router_process import RunningRouter, start_router, stop_process
 from tests.support.servers import run_then_stop, start_agent, start_coordinator
@@ -139,3 +142,30 @@ def test_router_logs_json_at_debug_without_the_upstream_key(tmp_path: Path) -> N
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
     assert any(line["level"] == "DEBUG" for line in lines)
     assert secret not in stderr
+
+
+async def test_agent_logs_at_debug_without_its_api_key(
+    json_lines: io.StringIO,
+) -> None:
+    secret = "sk-agent-" + "77ab" * 8
+    upstream = FakeUpstream()
+    upstream.start()
+    chat = OpenAIChatClient(upstream.url, api_key=secret)
+    try:
+        call = InferenceCall(
+            model="m", prompt="hi", region="eu-west", temperature=0.1, max_tokens=8
+        )
+        with log_context.ids(job_id="j-key", cell_id="c-key"):
+            ok = await chat.infer(call, timeout_seconds=10)
+            failed = await chat.infer(
+                replace(call, model="fail-400"), timeout_seconds=10
+            )
+    finally:
+        await chat.aclose()
+        upstream.stop()
+    assert ok.failure is None and failed.failure is not None
+    assert upstream.requests[0]["authorization"] == f"Bearer {secret}"
+    lines = records(json_lines)
+    mine = [r for r in lines if r["logger"] == "region_agent.router_client"]
+    assert len(mine) == 2 and all(r["cell_id"] == "c-key" for r in mine)
+    assert secret not in json_lines.getvalue()

@@ -188,3 +188,17 @@ def test_beacon_config_of_a_direct_openai_agent_has_no_router_upstream(
     assert "upstream model server" not in result.stdout
     assert "ok: cold start 150 s < router call timeout 180 s" in result.stdout
     assert "router_kind: openai" in result.stdout
+
+
+def test_a_nested_variable_is_named_when_its_value_is_wrong(
+    coordinator_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BEACON_COORDINATOR_ANALYSIS__DIVERGENCE_SIMILARITY", "0.5")
+    config = load_coordinator_config(coordinator_file)
+    assert config.analysis.divergence_similarity == 0.5
+
+    monkeypatch.setenv("BEACON_COORDINATOR_ANALYSIS__DIVERGENCE_SIMILARITY", "5")
+    with pytest.raises(ConfigError) as caught:
+        load_coordinator_config(coordinator_file)
+    assert "analysis.divergence_similarity:" in str(caught.value)
+    assert "BEACON_COORDINATOR_ANALYSIS__DIVERGENCE_SIMILARITY" in str(caught.value)
