@@ -149,6 +149,17 @@ class Deployment:
         )
         self._coordinator.wait_ready()
 
+    def stop_coordinator(self) -> int:
+        """SIGTERM, as an operator stops it; returns its exit code."""
+        assert self._coordinator is not None
+        code = self._coordinator.stop()
+        self._coordinator = None
+        return code
+
+    def signal_coordinator(self, sig: signal.Signals) -> None:
+        assert self._coordinator is not None
+        self._coordinator.signal(sig)
+
     def kill_coordinator(self) -> None:
         if self._coordinator is not None:
             _kill(self._coordinator)

@@ -37,6 +37,10 @@ from coordinator.verify import (
 
 logger = logging.getLogger(__name__)
 
+# A timer this late means the process was stalled, not that the agent was
+# slow; the attempt is then judged again this much later.
+STALL_SECONDS = 0.5
+STALL_RECHECK_SECONDS = 1.0
 CANCEL_REASON = "cancelled by a user before it finished"
 
 # How long past an attempt's deadline the coordinator waits for its receipt,
@@ -77,6 +81,8 @@ class OpenCell:
     # that attempt still queued must not be sent again meanwhile.
     settling: bool = False
     timer: asyncio.TimerHandle | None = None
+    # When the timer is due, on the loop's clock.
+    due: float = 0.0
 
 
 class JobRunner:
@@ -169,6 +175,22 @@ class JobRunner:
 
     def cancel(self) -> None:
         self._cancel_requested.set()
+
+    async def drain(self, within_seconds: float) -> None:
+        """Send no more cells; wait, at most `within_seconds`, for the
+        receipts of those in flight, and for their decisions to be stored."""
+        for stream in self._streams.values():
+            stream.stop_sending()
+        await asyncio.gather(
+            *(stream.wait_answered(within_seconds) for stream in self._streams.values())
+        )
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+        logger.info(
+            "drained job_id=%s still_in_flight=%d",
+            self.job_id,
+            sum(stream.in_flight for stream in self._streams.values()),
+        )
 
     def _load_open_cells(self, cells: Sequence[CellRecord]) -> None:
         records = {c.cell_id: c for c in cells if c.status == job_pb2.CELL_STATUS_OPEN}
@@ -287,12 +309,7 @@ class JobRunner:
         if open_cell.timer is not None:
             open_cell.timer.cancel()
         open_cell.awaiting = True
-        open_cell.timer = asyncio.get_running_loop().call_later(
-            deadline - now + RECEIPT_GRACE_SECONDS,
-            self._attempt_expired,
-            cell_id,
-            attempt,
-        )
+        self._arm(open_cell, deadline - now + RECEIPT_GRACE_SECONDS)
         return receipt_pb2.ExecuteRequest(
             job_id=cell.job_id,
             cell_id=cell.cell_id,
@@ -385,11 +402,17 @@ class JobRunner:
             raise ReceiptRejected(
                 "cell_not_open", f"cell {body.cell_id!r} is not open in this job"
             )
-        if open_cell.attempt != body.attempt or not open_cell.awaiting:
+        if open_cell.attempt != body.attempt:
             raise ReceiptRejected(
                 "attempt_not_open",
                 f"cell {body.cell_id} awaits attempt {open_cell.attempt}, "
                 f"receipt is for attempt {body.attempt}",
+            )
+        if not open_cell.awaiting:
+            raise ReceiptRejected(
+                "attempt_not_open",
+                f"attempt {body.attempt} of cell {body.cell_id} is no longer "
+                "awaited: it was answered or timed out before this receipt",
             )
         return open_cell
 
@@ -409,13 +432,24 @@ class JobRunner:
             return
         open_cell.settling = False
         open_cell.awaiting = True
-        open_cell.timer = asyncio.get_running_loop().call_later(
-            after, self._attempt_expired, open_cell.cell.cell_id, attempt
+        self._arm(open_cell, after)
+
+    def _arm(self, open_cell: OpenCell, after: float) -> None:
+        """End the cell's current attempt `after` seconds from now."""
+        loop = asyncio.get_running_loop()
+        open_cell.due = loop.time() + after
+        open_cell.timer = loop.call_later(
+            after, self._attempt_expired, open_cell.cell.cell_id, open_cell.attempt
         )
 
     def _attempt_expired(self, cell_id: str, attempt: int) -> None:
         open_cell = self._open.get(cell_id)
         if open_cell is None or open_cell.attempt != attempt or not open_cell.awaiting:
+            return
+        if asyncio.get_running_loop().time() - open_cell.due > STALL_SECONDS:
+            # This process was stalled (paused, starved of CPU): receipts that
+            # came in meanwhile are still unread, so they get a moment first.
+            self._arm(open_cell, STALL_RECHECK_SECONDS)
             return
         open_cell.awaiting = False
         open_cell.settling = True

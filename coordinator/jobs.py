@@ -70,6 +70,10 @@ class BadPageToken(ValueError):
         )
 
 
+# How long a stopping coordinator waits for receipts of cells in flight.
+DRAIN_SECONDS = 10.0
+
+
 class CoordinatorStopping(Exception):
     def __init__(self, job_id: str = "") -> None:
         if job_id:
@@ -188,9 +192,16 @@ class JobManager:
             self._ensure_running(job)
         return [job.job_id for job in jobs]
 
-    async def shutdown(self) -> None:
-        """Stop running jobs without finishing them; the store keeps them open."""
+    async def shutdown(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Stop running jobs without finishing them; the store keeps them open.
+
+        No new cell is sent, and for up to `drain_seconds` the receipts of
+        cells already at agents are still taken in, so their work is kept
+        instead of done again after the restart.
+        """
         self._stopping = True
+        runners = list(self._runners.values())
+        await asyncio.gather(*(runner.drain(drain_seconds) for runner in runners))
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

@@ -9,6 +9,7 @@ receipt for that attempt answers with it instead of calling its router again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -141,10 +142,32 @@ class RegionStream:
         self.last_error = ""
         self._connections: set[_Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        # Cleared while the coordinator drains: cells stay in the queue.
+        self._sending = asyncio.Event()
+        self._sending.set()
+        # Set whenever a cell in flight is answered, forgotten or requeued.
+        self._answered = asyncio.Event()
 
     @property
     def connected_replicas(self) -> int:
         return len(self._connections)
+
+    @property
+    def in_flight(self) -> int:
+        """Cells sent and not yet answered, over every replica."""
+        return sum(len(c.in_flight) for c in self._connections)
+
+    def stop_sending(self) -> None:
+        self._sending.clear()
+
+    async def wait_answered(self, within_seconds: float) -> None:
+        """Wait until no cell is in flight, at most `within_seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_seconds
+        while self.in_flight and (left := deadline - loop.time()) > 0:
+            self._answered.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answered.wait(), left)
 
     def start(self) -> None:
         for replica in self._replicas:
@@ -208,6 +231,7 @@ class RegionStream:
         """Free the slot of an attempt the job stopped waiting for."""
         for connection in self._connections:
             if connection.release(pending):
+                self._answered.set()
                 return
 
     async def _keep_connected(self, replica: Replica) -> None:
@@ -303,6 +327,7 @@ class RegionStream:
                 for pending in connection.in_flight:
                     self.queue.put_nowait(pending)
                     connection.slots.release()
+                self._answered.set()
                 if connection.in_flight:
                     logger.info(
                         "requeued job_id=%s region=%s cells=%d",
@@ -316,6 +341,7 @@ class RegionStream:
     ) -> None:
         async def send() -> None:
             while True:
+                await self._sending.wait()
                 # A slot is taken only for work in hand: the agent's slots are
                 # shared with other jobs, and an idle job must not hold one.
                 pending = await self.queue.get()
@@ -324,6 +350,11 @@ class RegionStream:
                 except BaseException:
                     self.queue.put_nowait(pending)
                     raise
+                if not self._sending.is_set():
+                    # The coordinator began to drain while this cell waited.
+                    connection.slots.release()
+                    self.queue.put_nowait(pending)
+                    continue
                 request = self._feed.request_for(pending)
                 if request is None:
                     connection.slots.release()
@@ -346,8 +377,8 @@ class RegionStream:
                     return
                 connection.received += 1
                 key = attempt_key(receipt)
-                if key is not None:
-                    connection.release(key)
+                if key is not None and connection.release(key):
+                    self._answered.set()
                 await self._feed.received(receipt, self.region, connection.address)
 
         tasks = {asyncio.create_task(send()), asyncio.create_task(receive())}

@@ -34,6 +34,7 @@ FaultShape = Literal[
     "not-json",  # HTTP 200 with an HTML body
     "other-region",  # a success served by a provider of another region
     "hang",  # no reply until the caller gives up
+    "slow",  # an honest answer, after a cold start of SLOW_SECONDS
 ]
 FAULT_SHAPES: Final[tuple[str, ...]] = get_args(FaultShape)
 

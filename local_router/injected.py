@@ -21,6 +21,7 @@ from local_router.served import Served
 
 # A hang ends when the caller gives up; this only bounds a caller that never does.
 MAX_HANG_SECONDS: Final = 600.0
+SLOW_SECONDS: Final = 3.0
 INJECTED_PROVIDER_TYPE: Final = "offline"
 
 
@@ -64,6 +65,9 @@ async def injected_reply(
             error_code="NOT_JSON",
             fault=shape,
         )
+    if shape == "slow":
+        await asyncio.sleep(SLOW_SECONDS)
+        return Served.of_reply(await honest(), shape)
     if shape == "other-region":
         return Served.of_reply(_served_elsewhere(await honest(), request), shape)
     await asyncio.sleep(MAX_HANG_SECONDS)

@@ -4,6 +4,7 @@ records every call, and agents and a coordinator that are killed."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from chaos.deployment import Deployment
 from chaos.plan import ChaosPlan
 from chaos.report import build_report, read_calls
 from chaos.run import run_chaos, watch_to_the_end
+from coordinator.sqlite_store import SqliteJobStore
+from tests.support.eventually import eventually
 from tests.support.router_process import RunningRouter, start_router
 from tests.support.servers import start_agent, start_coordinator
 
@@ -310,3 +313,94 @@ async def test_hung_calls_end_at_each_layers_deadline(
     assert {(a.failure.code, a.failure.stage) for a in ended} == {
         ("ROUTER_TIMEOUT", "router_call")
     }
+
+
+async def test_a_stopping_coordinator_keeps_the_receipts_of_cells_in_flight(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM: no new cell goes out, the cells already at agents are
+    answered and stored before the coordinator exits, and the restarted
+    coordinator finishes the rest."""
+    deployment = Deployment(
+        tmp_path, ("us-east",), router_args=("--fault-control",), agent_capacity=3
+    )
+    await asyncio.to_thread(deployment.start)
+    try:
+        async with httpx.AsyncClient(base_url=deployment.router_url) as http:
+            slow = {"shape": "slow", "count": 3}
+            (await http.post("/faults", json={"rules": [slow]})).raise_for_status()
+            spec = small_job("drain", questions=4, job_seconds=120)
+            spec.regions[:] = ["us-east"]
+            spec.timeouts.router_call_seconds = 10
+            spec.timeouts.cell_attempt_seconds = 15
+            await submit(deployment, spec)
+
+            async def three_calls_under_way() -> bool:
+                return (await http.get("/faults")).json() == []
+
+            await eventually(three_calls_under_way, what="three slow calls")
+        code = await asyncio.to_thread(deployment.stop_coordinator)
+
+        # Read the store the stopped coordinator left behind.
+        store = await SqliteJobStore.open(tmp_path / "beacon.db")
+        try:
+            cells = await store.cells(spec.job_id)
+        finally:
+            await store.close()
+        completed = [c for c in cells if c.status == job_pb2.CELL_STATUS_COMPLETED]
+
+        await asyncio.to_thread(deployment.start_coordinator)
+        finals: dict[str, job_pb2.CellStatus.ValueType] = {}
+
+        async def nothing(counts: job_pb2.JobCounts) -> bool:
+            return False
+
+        result = await watch_to_the_end(deployment, spec.job_id, nothing, finals, 1e12)
+    finally:
+        await asyncio.to_thread(deployment.stop)
+    calls = read_calls(deployment.call_log)
+
+    assert code == 0
+    assert len(completed) == 3, "the three slow cells were kept before the exit"
+    assert result.status == job_pb2.JOB_STATUS_COMPLETED
+    assert len(calls) == spec_cells(spec)
+    assert not any(c["replayed"] for c in calls)
+
+
+async def test_receipts_that_came_in_while_the_coordinator_was_paused_count(
+    tmp_path: Path,
+) -> None:
+    """A coordinator frozen past the attempt deadline reads the receipts that
+    arrived in time before it judges the attempts: nothing is sent twice."""
+    deployment = Deployment(tmp_path, ("us-east",), router_args=("--fault-control",))
+    await asyncio.to_thread(deployment.start)
+    try:
+        async with httpx.AsyncClient(base_url=deployment.router_url) as http:
+            slow = {"shape": "slow", "count": 4}
+            (await http.post("/faults", json={"rules": [slow]})).raise_for_status()
+            spec = small_job("paused", questions=2, job_seconds=120)
+            spec.regions[:] = ["us-east"]
+            spec.timeouts.router_call_seconds = 4
+            spec.timeouts.cell_attempt_seconds = 5
+            await submit(deployment, spec)
+
+            async def all_calls_under_way() -> bool:
+                return (await http.get("/faults")).json() == []
+
+            await eventually(all_calls_under_way, what="four slow calls")
+        # Frozen well past the attempt deadline (and its grace).
+        deployment.signal_coordinator(signal.SIGSTOP)
+        await asyncio.sleep(10)
+        deployment.signal_coordinator(signal.SIGCONT)
+
+        async def nothing(counts: job_pb2.JobCounts) -> bool:
+            return False
+
+        finals: dict[str, job_pb2.CellStatus.ValueType] = {}
+        result = await watch_to_the_end(deployment, spec.job_id, nothing, finals, 1e12)
+    finally:
+        await asyncio.to_thread(deployment.stop)
+
+    assert result.status == job_pb2.JOB_STATUS_COMPLETED
+    assert [len(o.attempts) for o in result.outcomes] == [1] * 4
+    assert len(read_calls(deployment.call_log)) == 4
