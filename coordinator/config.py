@@ -63,7 +63,7 @@ class CoordinatorConfig(ServerSettings):
     regions: dict[str, RegionConfig] = Field(description="Agents of each region.")
     max_cells_per_job: int = Field(default=DEFAULT_MAX_CELLS, ge=1)
     retry_base_seconds: float = Field(
-        default=0.5, gt=0, description="First retry delay; doubles per attempt."
+        default=1.0, gt=0, description="First retry delay; doubles per attempt."
     )
     retry_max_seconds: float = Field(default=30.0, gt=0)
     reconnect_max_seconds: float = Field(

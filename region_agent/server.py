@@ -105,6 +105,16 @@ async def run_agent(config: AgentConfig) -> None:
         # checks (NOT_SERVING by now) and refuses new streams.
         await service.drain()
         await service.finish_executions(DEFAULT_GRACE_SECONDS)
+        # One grace period in all: what is still running now is given up, so
+        # the streams end and the process exits within it.
+        abandoned = service.abandon_running()
+        if abandoned:
+            logger.warning(
+                "gave up %d cells still running after %.0fs; the coordinator "
+                "sends them again",
+                abandoned,
+                DEFAULT_GRACE_SECONDS,
+            )
 
     async def close() -> None:
         await service.finish_executions(DEFAULT_GRACE_SECONDS)

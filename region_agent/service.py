@@ -160,6 +160,14 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         if self._executions:
             await asyncio.wait(set(self._executions), timeout=within_seconds)
 
+    def abandon_running(self) -> int:
+        """Cancel every execution still running (their router calls too);
+        returns how many. Their cells get no receipt and are sent again."""
+        running = list(self._executions)
+        for execution in running:
+            execution.cancel()
+        return len(running)
+
     async def drain(self) -> None:
         """Take no new cells; streams end once their cells are answered."""
         self._draining = True

@@ -4,8 +4,10 @@ records every call, and agents and a coordinator that are killed."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 
 from beacon.client import open_channel
+from beacon.tokens import TOKEN_ENV
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2, receipt_pb2
 from chaos.deployment import Deployment
@@ -404,3 +407,41 @@ async def test_receipts_that_came_in_while_the_coordinator_was_paused_count(
     assert result.status == job_pb2.JOB_STATUS_COMPLETED
     assert [len(o.attempts) for o in result.outcomes] == [1] * 4
     assert len(read_calls(deployment.call_log)) == 4
+
+
+async def test_beacon_watch_follows_a_job_across_a_coordinator_restart(
+    tmp_path: Path,
+) -> None:
+    deployment = Deployment(
+        tmp_path,
+        ("us-east",),
+        router_args=("--offline-latency", "0.3"),
+        agent_capacity=1,
+    )
+    await asyncio.to_thread(deployment.start)
+    try:
+        spec = small_job("watched", questions=5, job_seconds=120)
+        spec.regions[:] = ["us-east"]
+        await submit(deployment, spec)
+        watcher = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "beacon"),
+            "watch",
+            spec.job_id,
+            "--coordinator",
+            deployment.coordinator_address,
+            env={**os.environ, TOKEN_ENV: deployment.token},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        await asyncio.sleep(1.0)
+        deployment.kill_coordinator()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(deployment.start_coordinator)
+        output, _ = await asyncio.wait_for(watcher.communicate(), timeout=120)
+    finally:
+        await asyncio.to_thread(deployment.stop)
+    text = output.decode()
+
+    assert watcher.returncode == 0, text
+    assert "trying again" in text
+    assert "completed" in text

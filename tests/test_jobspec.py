@@ -8,7 +8,13 @@ import pytest
 
 from beacon.cli import main
 from beacon.job_file import check_job_file
-from beacon.jobspec import JobSpecError, SpecLimits, load_job_file, normalize_spec
+from beacon.jobspec import (
+    DEFAULT_MAX_ATTEMPTS,
+    JobSpecError,
+    SpecLimits,
+    load_job_file,
+    normalize_spec,
+)
 from beacon.v1 import job_pb2
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -36,7 +42,7 @@ def test_valid_spec_gets_defaults() -> None:
     spec = normalize_spec(valid_spec())
 
     assert spec.samples == 1
-    assert spec.max_attempts == 3
+    assert spec.max_attempts == DEFAULT_MAX_ATTEMPTS == 5
     assert spec.generation.temperature == pytest.approx(0.1)
     assert spec.generation.max_tokens == 512
     t = spec.timeouts

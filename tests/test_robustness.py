@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -17,7 +18,7 @@ from beacon.cells import cell_id_for
 from beacon.client import open_channel
 from beacon.digests import sha256_hex
 from beacon.processes import ProcessGroup
-from beacon.serving import ServingServer
+from beacon.serving import DEFAULT_GRACE_SECONDS, ServingServer
 from beacon.signing import SigningKey
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import (
@@ -729,3 +730,60 @@ async def _execute_one(
         receipt: receipt_pb2.Receipt = await call.read()
         call.cancel()
         return receipt
+
+
+def test_sigterm_gives_up_hung_calls_within_one_grace_period(tmp_path: Path) -> None:
+    """Calls that never end are cancelled once the grace period is over, so
+    the agent exits in one grace period, not in several."""
+    key = SigningKey.generate()
+    key.write(tmp_path / "agent.key")
+    group = ProcessGroup(tmp_path / "run")
+    with start_router(tmp_path, "--fault-control") as hanging:
+        httpx.post(
+            f"{hanging.url}/faults",
+            json={"rules": [{"shape": "hang", "count": 10}]},
+            trust_env=False,
+        ).raise_for_status()
+        try:
+            agent = group.start(
+                "agent",
+                [
+                    "beacon",
+                    "agent",
+                    "--region",
+                    "us-east",
+                    "--router",
+                    hanging.url,
+                    "--signing-key",
+                    str(tmp_path / "agent.key"),
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
+            )
+            address = agent.wait_ready()
+            asyncio.run(_send_then_stop(address, agent.signal))
+            # Three grace periods in a row used to add up to 30 s.
+            code = agent.process.wait(timeout=DEFAULT_GRACE_SECONDS + 10)
+        finally:
+            group.stop_all()
+        calls = read_call_log(hanging.call_log)
+
+    assert code == 0
+    assert [c["abandoned"] for c in calls] == [True, True]
+
+
+async def _send_then_stop(
+    address: str, send_signal: Callable[[signal.Signals], None]
+) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
+        call = stub.Execute()
+        for i in range(2):
+            request = execute_request(f"[hung at stop] {i}?")
+            request.router_timeout_seconds = 120
+            request.attempt_seconds = 150
+            await call.write(request)
+        await asyncio.sleep(0.5)
+        send_signal(signal.SIGTERM)
+        async for _ in call:
+            pass
