@@ -250,7 +250,7 @@ class JobRunner:
 
     async def _end_at_deadline(self, unreachable: Mapping[str, str]) -> None:
         """End what is still open, saying for each cell why it never finished."""
-        deadline = f"the job deadline of {self._spec.timeouts.job_seconds:.0f}s"
+        deadline = f"the job deadline of {self._spec.timeouts.job_seconds:g}s"
         for region, error in unreachable.items():
             lost = f"no agent of {region} could be reached before {deadline}: {error}"
             await self._end_open_cells(
@@ -460,7 +460,7 @@ class JobRunner:
         failure = receipt_pb2.Failure(
             code="ATTEMPT_TIMEOUT",
             message=f"no receipt within the attempt deadline of "
-            f"{self._spec.timeouts.cell_attempt_seconds:.0f}s (layer: cell attempt)",
+            f"{self._spec.timeouts.cell_attempt_seconds:g}s (layer: cell attempt)",
             retryable=True,
             stage="coordinator",
         )
