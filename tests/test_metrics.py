@@ -5,6 +5,7 @@ failures and rejected receipts are counted."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from beacon.local import LocalDeployment, start_local
 from beacon.processes import ProcessGroup
+from beacon.signing import SigningKey
 from beacon.v1 import job_pb2
 from coordinator import metrics as coordinator_metrics
 from region_agent import metrics as agent_metrics
@@ -199,3 +201,36 @@ def in_coordinator(name: str, labels: dict[str, str]) -> float:
 
 def in_agent(name: str, labels: dict[str, str]) -> float:
     return agent_metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_a_metrics_port_in_use_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    key = tmp_path / "us-east.key"
+    SigningKey.generate().write(key)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        run = subprocess.run(
+            [
+                str(BIN / "beacon"),
+                "agent",
+                "--region",
+                "us-east",
+                "--router",
+                "http://127.0.0.1:1",
+                "--signing-key",
+                str(key),
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"beacon agent: cannot serve metrics on {address}: Address already in use"
+    ]
