@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"fault run: {plan.cells} cells, {plan.fail_rate:.0%} of calls fail, "
             f"{plan.hang_rate:.0%} hang; agent of {plan.killed_region} killed "
-            f"{len(plan.agent_kills_at)} times, coordinator "
-            f"{len(plan.coordinator_kills_at)} time(s)",
+            f"{len(plan.agent_kills_at)} times, coordinator killed "
+            f"{len(plan.coordinator_kills_at)} time(s) and stopped "
+            f"{len(plan.coordinator_stops_at)}, router restarted "
+            f"{len(plan.router_restarts_at)}",
             flush=True,
         )
         report = asyncio.run(run_chaos(plan, state_dir))

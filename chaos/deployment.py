@@ -63,6 +63,8 @@ class Deployment:
     token: str = field(init=False, default="")
     agents: list[AgentSlot] = field(init=False, default_factory=list)
     _coordinator: ManagedProcess | None = field(init=False, default=None)
+    _router: ManagedProcess | None = field(init=False, default=None)
+    _router_port: int = field(init=False, default=0)
     _config_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -71,18 +73,8 @@ class Deployment:
         self._config_path = self.state_dir / "coordinator.yaml"
 
     def start(self) -> None:
-        router = self.group.start(
-            "router",
-            [
-                "local_router",
-                "--port",
-                "0",
-                "--call-log",
-                str(self.call_log),
-                *self.router_args,
-            ],
-        )
-        self.router_url = router.wait_ready()
+        self._router_port = free_port()
+        self.start_router()
         for region in self.regions:
             key_path, public_key = ensure_region_key(self.state_dir / "keys", region)
             for index in range(self.replicas.get(region, 1)):
@@ -108,6 +100,27 @@ class Deployment:
     def coordinator_channel(self) -> grpc.aio.Channel:
         """A channel to the coordinator that sends the deployment's token."""
         return open_channel(Endpoint(self.coordinator_address, self.token))
+
+    def start_router(self) -> None:
+        self._router = self.group.start(
+            "router",
+            [
+                "local_router",
+                "--port",
+                str(self._router_port),
+                "--call-log",
+                str(self.call_log),
+                *self.router_args,
+            ],
+        )
+        self.router_url = self._router.wait_ready()
+
+    def restart_router(self) -> None:
+        """SIGTERM (calls in flight finish), then start it on the same port;
+        its memory of replies by idempotency key is lost."""
+        if self._router is not None:
+            self._router.stop()
+        self.start_router()
 
     def agents_of(self, region: str) -> list[AgentSlot]:
         return [agent for agent in self.agents if agent.region == region]

@@ -36,6 +36,10 @@ class ChaosPlan:
     # which the coordinator is killed.
     agent_kills_at: tuple[float, ...] = (0.15, 0.5)
     coordinator_kills_at: tuple[float, ...] = (0.33,)
+    # ... at which the coordinator is stopped with SIGTERM (it drains) and
+    # started again, and at which the router is restarted the same way.
+    coordinator_stops_at: tuple[float, ...] = (0.7,)
+    router_restarts_at: tuple[float, ...] = (0.85,)
     # How long a killed agent stays down.
     agent_down_seconds: float = 1.5
     max_attempts: int = 6

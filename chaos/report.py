@@ -22,6 +22,8 @@ class ChaosReport:
     job_status: str = ""
     outcomes: Counter[str] = field(default_factory=Counter)
     classifications: Counter[str] = field(default_factory=Counter)
+    # Cells that did not complete, by the code that ended them.
+    endings: Counter[str] = field(default_factory=Counter)
     attempts: int = 0
     router_calls: int = 0
     executed: int = 0
@@ -54,6 +56,7 @@ class ChaosReport:
             f"job status: {self.job_status}",
             f"final outcomes: {listed(self.outcomes)}",
             f"  completed cells by classification: {listed(self.classifications)}",
+            f"  other cells by what ended them: {listed(self.endings)}",
             f"  still open: {self.open_cells}",
             f"attempts recorded: {self.attempts}",
             f"router calls made: {self.router_calls} (executed {self.executed}, "
@@ -126,6 +129,8 @@ def build_report(
                 outcome.receipt.signature, outcome.receipt.body
             ):
                 report.unverified_receipts += 1
+        if outcome.status != job_pb2.CELL_STATUS_COMPLETED:
+            report.endings[outcome.reason.split(" ", 1)[0] or status] += 1
         if outcome.status == job_pb2.CELL_STATUS_COMPLETED:
             name = receipt_pb2.Classification.Name(outcome.classification)
             report.classifications[name.removeprefix("CLASSIFICATION_").lower()] += 1

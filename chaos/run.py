@@ -31,6 +31,8 @@ class Kills:
         self._deployment = deployment
         due: list[tuple[float, str]] = [(at, "agent") for at in plan.agent_kills_at]
         due += [(at, "coordinator") for at in plan.coordinator_kills_at]
+        due += [(at, "coordinator-stop") for at in plan.coordinator_stops_at]
+        due += [(at, "router") for at in plan.router_restarts_at]
         self._due = sorted(due)
         self.done: list[str] = []
         self._restart: asyncio.Task[None] | None = None
@@ -42,11 +44,19 @@ class Kills:
             at, target = self._due.pop(0)
             if target == "agent":
                 await self._kill_agent(at)
-            else:
-                self._deployment.kill_coordinator()
+            elif target == "router":
+                await asyncio.to_thread(self._deployment.restart_router)
                 self.done.append(
-                    f"coordinator killed (SIGKILL) at {at:.0%} of cells final"
+                    f"router stopped (SIGTERM) and restarted at {at:.0%} of cells final"
                 )
+            else:
+                if target == "coordinator":
+                    self._deployment.kill_coordinator()
+                    how = "killed (SIGKILL)"
+                else:
+                    await asyncio.to_thread(self._deployment.stop_coordinator)
+                    how = "stopped (SIGTERM)"
+                self.done.append(f"coordinator {how} at {at:.0%} of cells final")
                 await asyncio.to_thread(self._deployment.start_coordinator)
                 self.done.append("coordinator restarted on the same store")
                 coordinator_killed = True

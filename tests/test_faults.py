@@ -124,6 +124,7 @@ async def test_fault_run_ends_every_cell_once_through_kills_and_faults(
     assert report.lost_receipts == 0, report.lost_detail
     assert report.unverified_receipts == 0
     assert len([e for e in report.events if "killed" in e]) == 3
+    assert len([e for e in report.events if "stopped" in e]) == 2
     assert report.router_calls >= plan.cells
     assert sum(report.outcomes.values()) == plan.cells
 
