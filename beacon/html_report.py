@@ -15,8 +15,11 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from beacon.display_text import shown
 from beacon.export_rows import AnalysisIndex, cell_rows, class_name, status_name
+from beacon.render import unfinished_warning
 from beacon.v1 import analysis_pb2, job_pb2
+from coordinator.analysis.build import job_models, job_question_ids, job_regions
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ _ENV: Final = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    # Every value shown: a bidi control in untrusted text becomes a visible
+    # marker instead of reordering the rest of the line (or the title).
+    finalize=lambda value: shown(value) if type(value) is str else value,
 )
 
 
@@ -102,16 +108,27 @@ def _markers(question: analysis_pb2.QuestionAnalysis | None, region: str) -> lis
     return markers
 
 
+def _questions(result: job_pb2.JobResult) -> list[job_pb2.Question]:
+    """The spec's questions, then any only the outcomes name: a crafted
+    result cannot hide a cell by naming something outside its spec."""
+    declared = list(result.spec.questions)
+    extra = [
+        job_pb2.Question(id=qid, text="(not in the job's spec)")
+        for qid in job_question_ids(result)[len(declared) :]
+    ]
+    return declared + extra
+
+
 def _matrix(result: job_pb2.JobResult, index: AnalysisIndex) -> list[QuestionView]:
     outcomes: dict[tuple[str, str, str], list[job_pb2.CellOutcome]] = {}
     for outcome in result.outcomes:
         key = (outcome.region, outcome.model, outcome.question_id)
         outcomes.setdefault(key, []).append(outcome)
-    regions = list(result.spec.regions)
+    regions = job_regions(result)
     views = []
-    for question in result.spec.questions:
+    for question in _questions(result):
         rows = []
-        for model in result.spec.models:
+        for model in job_models(result):
             analysis = index.question(model, question.id)
             answers = {r.region: r for r in analysis.regions} if analysis else {}
             cells = []
@@ -176,9 +193,10 @@ def render_html(result: job_pb2.JobResult) -> str:
         within_variation=_optional(analysis, "within_region_variation"),
         between_variation=_optional(analysis, "between_region_variation"),
         samples=max(result.spec.samples, 1),
-        regions=list(result.spec.regions),
+        regions=job_regions(result),
         matrix=_matrix(result, index),
         offline_answers=sum(row.offline for row in cell_rows(result)),
+        unfinished=unfinished_warning(result),
         thresholds=json_format.MessageToDict(
             analysis.thresholds,
             preserving_proto_field_name=True,

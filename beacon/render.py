@@ -15,7 +15,8 @@ from rich.progress import (
 from rich.table import Table
 
 from beacon.analysis_summary import analysis_lines
-from beacon.statuses import CellStatus, Classification, JobStatus
+from beacon.display_text import shown
+from beacon.statuses import FINISHED_JOBS, CellStatus, Classification, JobStatus
 from beacon.v1 import job_pb2, receipt_pb2
 
 STATUS_LABEL = {
@@ -36,6 +37,18 @@ CLASSIFICATION_LABEL = {
 
 def job_status_name(status: JobStatus) -> str:
     return job_pb2.JobStatus.Name(status).removeprefix("JOB_STATUS_").lower()
+
+
+def unfinished_warning(result: job_pb2.JobResult) -> str | None:
+    """A warning for a result read before its job finished, else None."""
+    if result.status in FINISHED_JOBS:
+        return None
+    pending = sum(o.status == job_pb2.CELL_STATUS_OPEN for o in result.outcomes)
+    return (
+        f"WARNING: job {shown(result.job_id)} is {job_status_name(result.status)}, "
+        f"not finished: {pending} of {len(result.outcomes)} cells have no final "
+        "outcome yet, so its counts and analysis are provisional"
+    )
 
 
 def outcome_label(
@@ -69,12 +82,12 @@ def outcome_tables(result: job_pb2.JobResult) -> list[Table]:
         styles.setdefault(key, style)
     tables = []
     for region in result.spec.regions:
-        table = Table(title=f"region {region}", title_justify="left")
+        table = Table(title=f"region {shown(region)}", title_justify="left")
         table.add_column("question", style="bold")
         for model in result.spec.models:
-            table.add_column(model)
+            table.add_column(shown(model))
         for question in result.spec.questions:
-            row = [question.id]
+            row = [shown(question.id)]
             for model in result.spec.models:
                 key = (region, model, question.id)
                 labels = Counter(cells.get(key, ["missing"]))
@@ -143,9 +156,12 @@ def print_result(
 ) -> None:
     for table in outcome_tables(result):
         console.print(table)
-    for line in problem_lines(result):
-        console.print(line, markup=False, highlight=False)
-    for line in summary_lines(result, elapsed):
-        console.print(line)
-    for line in analysis_lines(result):
-        console.print(line, markup=False, highlight=False)
+    warning = unfinished_warning(result)
+    lines = [
+        *problem_lines(result),
+        *summary_lines(result, elapsed),
+        *analysis_lines(result),
+        *([warning] if warning else []),
+    ]
+    for line in lines:
+        console.print(shown(line), markup=False, highlight=False)

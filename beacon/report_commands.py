@@ -1,4 +1,5 @@
-"""`beacon export` and `beacon diff`: a finished job's results for auditors."""
+"""`beacon export` and `beacon diff`: a job's results for auditors (with a
+warning when the job has not finished)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from google.protobuf import json_format
 from beacon.client import CoordinatorClient, Endpoint
 from beacon.diff import diff_lines, diff_results
 from beacon.export import FORMATS, export
+from beacon.render import unfinished_warning
 from beacon.v1 import job_pb2
 
 logger = logging.getLogger(__name__)
@@ -70,11 +72,19 @@ def _check_not_degenerate(result: job_pb2.JobResult) -> None:
         raise ValueError(f"it has no {', no '.join(missing)}")
 
 
+def _warn_if_unfinished(result: job_pb2.JobResult) -> None:
+    # On standard error: standard output may be the export itself.
+    warning = unfinished_warning(result)
+    if warning is not None:
+        print(warning, file=sys.stderr)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     if args.input is not None:
         result = read_result_file(args.input)
     else:
         (result,) = _results(args, args.job_id)
+    _warn_if_unfinished(result)
     text = export(result, args.format)
     if args.output is None:
         sys.stdout.write(text)
@@ -86,6 +96,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     a, b = _results(args, args.job_a, args.job_b)
+    for result in (a, b):
+        _warn_if_unfinished(result)
     diff = diff_results(a, b)
     if args.format == "json":
         print(json.dumps(diff.as_dict(), indent=2, ensure_ascii=False))

@@ -17,10 +17,10 @@ from beacon import log_context, tracing
 from beacon.cells import expand_cells
 from beacon.jobspec import SpecLimits, normalize_spec
 from beacon.signing import PublicKey
-from beacon.statuses import JobStatus
+from beacon.statuses import FINISHED_JOBS, JobStatus
 from beacon.v1 import coordinator_service_pb2, job_pb2
 from coordinator import observe
-from coordinator.analysis import analyze_result
+from coordinator.analysis_cache import AnalysisCache
 from coordinator.capacity import AgentCapacity
 from coordinator.config import CoordinatorConfig
 from coordinator.events import JobEvents
@@ -36,13 +36,7 @@ from coordinator.store import JobRecord, JobStore
 
 logger = logging.getLogger(__name__)
 
-FINISHED = frozenset(
-    {
-        job_pb2.JOB_STATUS_COMPLETED,
-        job_pb2.JOB_STATUS_CANCELLED,
-        job_pb2.JOB_STATUS_TIMED_OUT,
-    }
-)
+FINISHED = FINISHED_JOBS
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 
@@ -124,6 +118,7 @@ class JobManager:
             capacity=AgentCapacity(),
             rejections=self.rejections,
         )
+        self._analyses = AnalysisCache(config.analysis)
         self._stopping = False
         self._runners: dict[str, JobRunner] = {}
         self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
@@ -219,9 +214,8 @@ class JobManager:
         result = await assemble_result(
             self._store, await self.job(job_id), self._public_keys
         )
-        # Reads every answer: kept off the event loop.
-        analysis = await asyncio.to_thread(
-            analyze_result, result, self._config.analysis
+        analysis = await self._analyses.analysis_of(
+            result, finished=result.status in FINISHED
         )
         result.analysis.CopyFrom(analysis)
         return result

@@ -23,6 +23,21 @@ def _ordered(declared: list[str], seen: set[str]) -> list[str]:
     return [*declared, *sorted(seen - set(declared))]
 
 
+def job_regions(result: job_pb2.JobResult) -> list[str]:
+    return _ordered(list(result.spec.regions), {o.region for o in result.outcomes})
+
+
+def job_models(result: job_pb2.JobResult) -> list[str]:
+    return _ordered(list(result.spec.models), {o.model for o in result.outcomes})
+
+
+def job_question_ids(result: job_pb2.JobResult) -> list[str]:
+    return _ordered(
+        [q.id for q in result.spec.questions],
+        {o.question_id for o in result.outcomes},
+    )
+
+
 def _job_flags(
     result: job_pb2.JobResult, regions: list[str], models: list[str]
 ) -> list[analysis_pb2.Flag]:
@@ -62,12 +77,9 @@ def analyze_result(
     )
     for outcome in result.outcomes:
         grouped[(outcome.model, outcome.question_id)][outcome.region].append(outcome)
-    regions = _ordered(list(result.spec.regions), {o.region for o in result.outcomes})
-    models = _ordered(list(result.spec.models), {o.model for o in result.outcomes})
-    question_ids = _ordered(
-        [q.id for q in result.spec.questions],
-        {o.question_id for o in result.outcomes},
-    )
+    regions = job_regions(result)
+    models = job_models(result)
+    question_ids = job_question_ids(result)
     samples = max(result.spec.samples, 1)
 
     analysis = analysis_pb2.JobAnalysis(
