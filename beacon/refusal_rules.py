@@ -92,6 +92,12 @@ ENGLISH_REFUSALS: Final[tuple[Rule, ...]] = (
         r"|'m\s+unable|don't|do\s+not|must\s+not|shouldn't|should\s+not)\b",
     ),
     _rule(
+        "just_a_model_cannot",
+        r"\bI(?:'m|\s+am)\s+(?:just|only|merely)\s+an?\s+(?:AI|(?:AI\s+)?"
+        r"(?:language\s+)?model|assistant|program)\b[^.!?\n]{0,40}?"
+        r"\b(?:can't|cannot|can\s+not|unable\s+to)\b",
+    ),
+    _rule(
         "decline",
         r"\bI\s+(?:must\s+|have\s+to\s+|need\s+to\s+|will\s+have\s+to\s+"
         r"|'ll\s+have\s+to\s+|will\s+|'ll\s+|am\s+going\s+to\s+|'m\s+going\s+to\s+)?"
