@@ -43,3 +43,14 @@ def write_private_bytes(path: Path, data: bytes) -> None:
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def check_header_secret(value: str, where: str) -> str:
+    """`value` if an HTTP header can carry it; else ValueError naming `where`
+    (never the value: it is a secret)."""
+    if not value.isascii() or not value.isprintable() or value != value.strip():
+        raise ValueError(
+            f"{where} holds characters an HTTP header cannot carry (a line "
+            "break, surrounding spaces or non-ASCII text); write the key alone"
+        )
+    return value

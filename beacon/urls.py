@@ -13,7 +13,14 @@ def check_http_url(url: str, what: str) -> str:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise ValueError(f"invalid {what} {url!r}: {exc}") from exc
+        raise ValueError(f"invalid {what}: {exc}") from exc
+    if parsed.userinfo:
+        # The URL ends up in logs, receipts and `beacon config`; a password
+        # in it would too. The URL is not quoted here for the same reason.
+        raise ValueError(
+            f"{what} must not carry a user name or password; give an API key "
+            "through an environment variable instead"
+        )
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"{what} {url!r} must be http://HOST[:PORT] or https://...")
     if parsed.port is not None and not 0 < parsed.port <= MAX_PORT:

@@ -11,6 +11,7 @@ from typing import Protocol
 import httpx
 
 from beacon.offline_labels import SCRIPT_LABEL, labelled
+from beacon.secret_files import check_header_secret
 from local_router.config import ConfigError, RouterConfig, UpstreamConfig
 from local_router.offline import offline_answer
 from local_router.openai_reply import MalformedReplyError, parse_completion, snippet
@@ -120,6 +121,8 @@ class OpenAICompatibleProvider:
         self._upstream = upstream
         self._endpoint = f"{upstream.url}/chat/completions"
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Never repeated in a reply or a log, even if the upstream echoes it.
+        self._api_key = api_key
         # trust_env=False: the call goes to exactly this URL, never via a proxy
         # or credentials picked up from the environment.
         self._client = httpx.AsyncClient(
@@ -211,6 +214,8 @@ class OpenAICompatibleProvider:
         transient: bool,
         http_status: int | None = None,
     ) -> ProviderAnswer:
+        if self._api_key:
+            message = message.replace(self._api_key, "[redacted]")
         logger.warning("%s failed: %s: %s", self.name, code, message)
         return ProviderAnswer(
             model=model,
@@ -244,4 +249,7 @@ def _api_key(region: str, upstream: UpstreamConfig) -> str | None:
             f"the API key for the {region} upstream is read from "
             f"${upstream.api_key_env}, which is not set"
         )
-    return key
+    try:
+        return check_header_secret(key, f"${upstream.api_key_env}")
+    except ValueError as exc:
+        raise ConfigError(f"the API key for the {region} upstream: {exc}") from exc

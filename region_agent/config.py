@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from beacon.regions import KNOWN_REGIONS, canonical_region
+from beacon.secret_files import check_header_secret
 from beacon.settings import (
     ConfigError,
     EnvVarName,
@@ -106,7 +107,10 @@ class AgentConfig(ServerSettings):
                 f"api_key_env: ${self.api_key_env} is not set (it should hold the "
                 "OpenAI-compatible server's API key)"
             )
-        return key
+        try:
+            return check_header_secret(key, f"api_key_env: ${self.api_key_env}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
 
     def agent_id_for(self, key_id: str) -> str:
         """The configured id, or one naming the region and the signing key,

@@ -49,6 +49,7 @@ class OpenAIChatClient(HttpRouterClient):
             max_connections=max_connections,
             transport=transport,
             headers=headers,
+            secrets=(api_key,) if api_key else (),
         )
         self._backend = Backend(
             url=self._inference_url,

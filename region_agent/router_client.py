@@ -9,6 +9,7 @@ this layer only says whether a failure is retryable.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -52,6 +53,7 @@ INFERENCE_PATH: Final = "/inference"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 HEALTH_PATH: Final = "/health"
 HEALTH_TIMEOUT_SECONDS: Final = 5.0
+REDACTED: Final = "[redacted]"
 _HEALTHY_STATUSES: Final = frozenset({"ok", "healthy", "up", "pass", "serving"})
 
 
@@ -100,7 +102,10 @@ class HttpRouterClient:
         max_connections: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> None:
+        # Never repeated in a receipt or a log, even if the server echoes it.
+        self._secrets = tuple(s for s in secrets if s)
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"router URL must start with http:// or https://: {base_url!r}"
@@ -148,6 +153,7 @@ class HttpRouterClient:
         started = time.perf_counter()
         with tracing.span("router call", attributes) as span:
             outcome, router = await self._call(call, payload, timeout_seconds)
+            outcome = self._scrubbed(outcome, router)
             if outcome.failure is not None:
                 span.set_attribute("beacon.failure", outcome.failure.code)
         latency = time.perf_counter() - started
@@ -244,6 +250,20 @@ class HttpRouterClient:
                 resp.headers.get("retry-after", ""),
             )
 
+    def _scrubbed(self, outcome: Outcome, router: receipt_pb2.RouterCall) -> Outcome:
+        """`outcome` and `router` with every known secret blanked out."""
+        if not self._secrets:
+            return outcome
+        if outcome.failure is not None:
+            outcome.failure.message = self._scrub(outcome.failure.message)
+        router.provider_receipt_json = self._scrub(router.provider_receipt_json)
+        return dataclasses.replace(outcome, output=self._scrub(outcome.output))
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
     def _log(self, call: InferenceCall, outcome: Outcome, latency: float) -> None:
         if outcome.failure is None:
             logger.debug(
@@ -275,7 +295,7 @@ class HttpRouterClient:
             )
         except httpx.HTTPError as exc:
             return False, f"cannot reach {self._health_url}: {exc!r}"
-        detail = f"HTTP {resp.status_code}: {excerpt(resp.content)}"
+        detail = self._scrub(f"HTTP {resp.status_code}: {excerpt(resp.content)}")
         if not resp.is_success:
             return False, detail
         return self.reports_healthy(resp.content), detail

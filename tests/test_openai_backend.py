@@ -11,7 +11,7 @@ import pytest
 
 from beacon.settings import ConfigError
 from beacon.v1 import job_pb2, receipt_pb2
-from region_agent.config import AgentConfig
+from region_agent.config import AgentConfig, load_agent_config
 from region_agent.openai_client import OpenAIChatClient
 from region_agent.router_reply import InferenceCall
 from tests.support.openai_server import FakeUpstream, closed_loopback_url
@@ -173,3 +173,47 @@ async def test_a_job_runs_through_an_agent_on_an_openai_server(
             assert (
                 outcome.answer == f"upstream answer to: {question[outcome.question_id]}"
             )
+
+
+async def test_a_key_the_server_echoes_never_reaches_the_receipt(
+    client: OpenAIChatClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    reply = await client.infer(call("echo-key"), timeout_seconds=10)
+    _, detail = await client.health()
+
+    assert reply.failure is not None
+    assert "[redacted]" in reply.failure.message
+    assert "sk-local" not in reply.failure.message
+    assert "sk-local" not in reply.router.provider_receipt_json
+    assert "sk-local" not in caplog.text
+    assert "sk-local" not in detail
+
+
+@pytest.mark.parametrize("key", ["sk-line\r\n", "sk-ünïcode", " sk-spaced"])
+def test_an_api_key_a_header_cannot_carry_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("BEACON_TEST_ODD_KEY", key)
+    config = AgentConfig(
+        region="eu-west",
+        router_url="http://127.0.0.1:1/v1",
+        router_kind="openai",
+        api_key_env="BEACON_TEST_ODD_KEY",
+        signing_key=tmp_path / "k.key",
+    )
+    with pytest.raises(ConfigError, match="cannot carry") as raised:
+        config.api_key()
+    assert key.strip() not in str(raised.value)
+
+
+def test_a_url_with_a_password_is_refused_without_repeating_it(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match="user name or password") as raised:
+        load_agent_config(
+            None,
+            region="eu-west",
+            router_url="http://user:hunter2@127.0.0.1:1/v1",
+            signing_key=tmp_path / "k.key",
+        )
+    assert "hunter2" not in str(raised.value)

@@ -63,6 +63,12 @@ class FakeUpstream:
             return JSONResponse(
                 {"error": {"message": "unknown model"}}, status_code=400
             )
+        if model == "echo-key":
+            # Some servers quote the credentials they refuse.
+            header = request.headers.get("authorization", "")
+            return JSONResponse(
+                {"error": {"message": f"invalid key in {header!r}"}}, status_code=401
+            )
         if model == "not-json":
             return PlainTextResponse("<html>502 Bad Gateway</html>")
         if model == "no-choices":
