@@ -60,10 +60,15 @@ def _printer(
     build: Callable[[argparse.Namespace], ServerSettings],
 ) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
-        print(render(args.server, build(args)), end="")
-        return 0
+        text = render(args.server, build(args))
+        print(text, end="")
+        # A script checking a deployment's settings sees a broken hierarchy.
+        return 1 if f"# {PROBLEM}: " in text else 0
 
     return handler
+
+
+PROBLEM = "PROBLEM"
 
 
 def render(server: str, config: ServerSettings) -> str:
@@ -164,4 +169,6 @@ def checks(layers: list[Layer]) -> list[str]:
 
 
 def _check(holds: bool, text: str) -> str:
-    return f"{'ok' if holds else 'PROBLEM'}: {text}"
+    if holds:
+        return f"ok: {text}"
+    return f"{PROBLEM}: this should hold but does not: {text}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from beacon.jobspec import DEFAULT_MAX_CELLS
@@ -55,7 +55,10 @@ class CoordinatorConfig(ServerSettings):
     """File < BEACON_COORDINATOR_* environment < flags; see `load_settings`."""
 
     model_config = SettingsConfigDict(
-        frozen=True, extra="forbid", env_prefix="BEACON_COORDINATOR_"
+        frozen=True,
+        extra="forbid",
+        env_prefix="BEACON_COORDINATOR_",
+        allow_inf_nan=False,
     )
 
     listen: str = Field(default="127.0.0.1:50051", description="host:port to serve on.")
@@ -89,6 +92,16 @@ class CoordinatorConfig(ServerSettings):
     @classmethod
     def _listen(cls, value: str) -> str:
         return check_host_port(value, "listen address")
+
+    @model_validator(mode="after")
+    def _retry_base_within_cap(self) -> CoordinatorConfig:
+        if self.retry_base_seconds > self.retry_max_seconds:
+            raise ValueError(
+                f"retry_base_seconds {self.retry_base_seconds:g} is above "
+                f"retry_max_seconds {self.retry_max_seconds:g}; the first delay "
+                "must fit under the cap"
+            )
+        return self
 
     @field_validator("regions")
     @classmethod

@@ -57,7 +57,7 @@ class RouterConfig(ServerSettings):
     """
 
     model_config = SettingsConfigDict(
-        extra="forbid", frozen=True, env_prefix="BEACON_ROUTER_"
+        extra="forbid", frozen=True, env_prefix="BEACON_ROUTER_", allow_inf_nan=False
     )
 
     host: str = "127.0.0.1"

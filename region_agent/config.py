@@ -29,7 +29,7 @@ class AgentConfig(ServerSettings):
     """
 
     model_config = SettingsConfigDict(
-        frozen=True, extra="forbid", env_prefix="BEACON_AGENT_"
+        frozen=True, extra="forbid", env_prefix="BEACON_AGENT_", allow_inf_nan=False
     )
 
     region: str = Field(description="Canonical region this agent serves.")

@@ -11,7 +11,7 @@ import pytest
 
 from beacon.settings import ConfigError
 from beacon.signing import SigningKey
-from coordinator.config import load_coordinator_config
+from coordinator.config import CoordinatorConfig, load_coordinator_config
 from region_agent.config import load_agent_config
 
 BIN = Path(sys.executable).parent
@@ -164,8 +164,11 @@ def test_beacon_config_flags_a_timeout_that_breaks_the_hierarchy(
         "--upstream-timeout",
         "eu-west=200",
     )
-    assert result.returncode == 0, result.stderr
-    assert "PROBLEM: upstream 200 s < router call 180 s" in result.stdout
+    assert result.returncode == 1, result.stderr
+    assert (
+        "PROBLEM: this should hold but does not: upstream 200 s < router call 180 s"
+        in result.stdout
+    )
 
 
 def test_beacon_config_of_a_direct_openai_agent_has_no_router_upstream(
@@ -202,3 +205,41 @@ def test_a_nested_variable_is_named_when_its_value_is_wrong(
         load_coordinator_config(coordinator_file)
     assert "analysis.divergence_similarity:" in str(caught.value)
     assert "BEACON_COORDINATOR_ANALYSIS__DIVERGENCE_SIMILARITY" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_infinite_seconds_are_refused(tmp_path: Path, value: str) -> None:
+    SigningKey.generate().write(tmp_path / "us-east.key")
+    result = beacon(
+        "config",
+        "agent",
+        "--region",
+        "us-east",
+        "--router",
+        "http://127.0.0.1:1",
+        "--signing-key",
+        str(tmp_path / "us-east.key"),
+        env={"BEACON_AGENT_MAX_ROUTER_TIMEOUT_SECONDS": value},
+    )
+    assert result.returncode == 2
+    assert "max_router_timeout_seconds" in result.stderr
+    assert "finite" in result.stderr
+
+
+def test_a_first_retry_delay_above_the_cap_is_refused() -> None:
+    with pytest.raises(ValueError, match="retry_base_seconds 40 is above"):
+        CoordinatorConfig.model_validate(
+            {
+                "regions": {
+                    "us-east": {
+                        "agents": [
+                            {
+                                "address": "127.0.0.1:1",
+                                "public_key": SigningKey.generate().public.b64,
+                            }
+                        ]
+                    }
+                },
+                "retry_base_seconds": 40,
+            }
+        )
