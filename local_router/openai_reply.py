@@ -11,7 +11,17 @@ logger = logging.getLogger(__name__)
 
 
 class MalformedReplyError(ValueError):
-    """The upstream answered 2xx with a body that is not a chat completion."""
+    """The upstream answered 2xx with a body that is not a chat completion.
+
+    A body that is not JSON at all (a proxy's error page) may be gone on the
+    next try; JSON in another shape is what the server answers, and asking
+    again will not change it. An agent calling the server directly decides
+    the same way.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,7 @@ def parse_completion(body: bytes) -> Completion:
         data: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedReplyError(
-            f"upstream reply is not JSON ({exc}): {snippet(body)}"
+            f"upstream reply is not JSON ({exc}): {snippet(body)}", transient=True
         ) from exc
     if not isinstance(data, dict):
         raise MalformedReplyError("upstream reply is not a JSON object")

@@ -183,7 +183,7 @@ class OpenAICompatibleProvider:
                 model,
                 "UPSTREAM_BAD_REPLY",
                 str(exc),
-                transient=True,
+                transient=exc.transient,
                 http_status=status,
             )
         # Report the Beacon id only when the upstream served what was asked for,

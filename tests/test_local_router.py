@@ -497,7 +497,7 @@ def test_empty_upstream_answer_is_a_success(upstream_client: httpx.Client) -> No
         ("fail-429", "eu-west", "UPSTREAM_HTTP_429", True),
         ("fail-400", "eu-west", "UPSTREAM_HTTP_400", False),
         ("not-json", "eu-west", "UPSTREAM_BAD_REPLY", True),
-        ("no-choices", "eu-west", "UPSTREAM_BAD_REPLY", True),
+        ("no-choices", "eu-west", "UPSTREAM_BAD_REPLY", False),
         ("llama3.2-1b", "asia-pacific", "UPSTREAM_UNREACHABLE", True),
         ("slow", "af-south", "UPSTREAM_TIMEOUT", True),
     ],
