@@ -319,6 +319,32 @@ async def test_hung_calls_end_at_each_layers_deadline(
     }
 
 
+def one_region_job(
+    job_id: str, questions: int, router_call: float, attempt: float
+) -> job_pb2.JobSpec:
+    spec = small_job(job_id, questions=questions, job_seconds=120)
+    spec.regions[:] = ["us-east"]
+    spec.timeouts.router_call_seconds = router_call
+    spec.timeouts.cell_attempt_seconds = attempt
+    return spec
+
+
+async def submit_with_slow_calls(
+    deployment: Deployment, spec: job_pb2.JobSpec, slow_calls: int
+) -> None:
+    """Submit `spec` with its first calls slow (3 s), and return once all of
+    them are under way at the router."""
+    async with httpx.AsyncClient(base_url=deployment.router_url) as http:
+        slow = {"shape": "slow", "count": slow_calls}
+        (await http.post("/faults", json={"rules": [slow]})).raise_for_status()
+        await submit(deployment, spec)
+
+        async def all_under_way() -> bool:
+            return (await http.get("/faults")).json() == []
+
+        await eventually(all_under_way, what=f"{slow_calls} slow calls")
+
+
 async def test_a_stopping_coordinator_keeps_the_receipts_of_cells_in_flight(
     tmp_path: Path,
 ) -> None:
@@ -330,19 +356,8 @@ async def test_a_stopping_coordinator_keeps_the_receipts_of_cells_in_flight(
     )
     await asyncio.to_thread(deployment.start)
     try:
-        async with httpx.AsyncClient(base_url=deployment.router_url) as http:
-            slow = {"shape": "slow", "count": 3}
-            (await http.post("/faults", json={"rules": [slow]})).raise_for_status()
-            spec = small_job("drain", questions=4, job_seconds=120)
-            spec.regions[:] = ["us-east"]
-            spec.timeouts.router_call_seconds = 10
-            spec.timeouts.cell_attempt_seconds = 15
-            await submit(deployment, spec)
-
-            async def three_calls_under_way() -> bool:
-                return (await http.get("/faults")).json() == []
-
-            await eventually(three_calls_under_way, what="three slow calls")
+        spec = one_region_job("drain", questions=4, router_call=10, attempt=15)
+        await submit_with_slow_calls(deployment, spec, slow_calls=3)
         code = await asyncio.to_thread(deployment.stop_coordinator)
 
         # Read the store the stopped coordinator left behind.
@@ -379,19 +394,8 @@ async def test_receipts_that_came_in_while_the_coordinator_was_paused_count(
     deployment = Deployment(tmp_path, ("us-east",), router_args=("--fault-control",))
     await asyncio.to_thread(deployment.start)
     try:
-        async with httpx.AsyncClient(base_url=deployment.router_url) as http:
-            slow = {"shape": "slow", "count": 4}
-            (await http.post("/faults", json={"rules": [slow]})).raise_for_status()
-            spec = small_job("paused", questions=2, job_seconds=120)
-            spec.regions[:] = ["us-east"]
-            spec.timeouts.router_call_seconds = 4
-            spec.timeouts.cell_attempt_seconds = 5
-            await submit(deployment, spec)
-
-            async def all_calls_under_way() -> bool:
-                return (await http.get("/faults")).json() == []
-
-            await eventually(all_calls_under_way, what="four slow calls")
+        spec = one_region_job("paused", questions=2, router_call=4, attempt=5)
+        await submit_with_slow_calls(deployment, spec, slow_calls=4)
         # Frozen well past the attempt deadline (and its grace).
         deployment.signal_coordinator(signal.SIGSTOP)
         await asyncio.sleep(10)

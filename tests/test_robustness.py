@@ -40,7 +40,7 @@ from tests.support.canned_router import (
 from tests.support.eventually import eventually
 from tests.support.flaky_store import FlakyStore
 from tests.support.router_process import RunningRouter, read_call_log, start_router
-from tests.support.servers import start_agent, start_coordinator
+from tests.support.servers import agent_command, start_agent, start_coordinator
 
 SHORT = job_pb2.Timeouts(
     router_call_seconds=1, cell_attempt_seconds=1.5, job_seconds=30
@@ -410,20 +410,9 @@ def test_sigterm_lets_an_agent_finish_its_cells_and_take_no_more(
         try:
             agent = group.start(
                 "agent",
-                [
-                    "beacon",
-                    "agent",
-                    "--region",
-                    "us-east",
-                    "--router",
-                    slow.url,
-                    "--signing-key",
-                    str(tmp_path / "agent.key"),
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--capacity",
-                    "1",
-                ],
+                agent_command(
+                    "us-east", slow.url, tmp_path / "agent.key", "--capacity", "1"
+                ),
             )
             address = agent.wait_ready()
             receipts, status, health = asyncio.run(
@@ -689,20 +678,13 @@ def test_a_restarted_agent_replays_the_receipt_it_signed_before(
     key = SigningKey.generate()
     key.write(tmp_path / "agent.key")
     group = ProcessGroup(tmp_path / "run")
-    args = [
-        "beacon",
-        "agent",
-        "--region",
+    args = agent_command(
         "us-east",
-        "--router",
         router.url,
-        "--signing-key",
-        str(tmp_path / "agent.key"),
-        "--listen",
-        "127.0.0.1:0",
+        tmp_path / "agent.key",
         "--receipts-file",
         str(tmp_path / "receipts.db"),
-    ]
+    )
     request = execute_request("[kept across a restart] what is 2+2?")
     calls_before = len(read_call_log(router.call_log))
     receipts = []
@@ -747,18 +729,7 @@ def test_sigterm_gives_up_hung_calls_within_one_grace_period(tmp_path: Path) -> 
         try:
             agent = group.start(
                 "agent",
-                [
-                    "beacon",
-                    "agent",
-                    "--region",
-                    "us-east",
-                    "--router",
-                    hanging.url,
-                    "--signing-key",
-                    str(tmp_path / "agent.key"),
-                    "--listen",
-                    "127.0.0.1:0",
-                ],
+                agent_command("us-east", hanging.url, tmp_path / "agent.key"),
             )
             address = agent.wait_ready()
             asyncio.run(_send_then_stop(address, agent.signal))

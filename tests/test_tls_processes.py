@@ -17,6 +17,7 @@ import yaml
 from beacon.processes import ProcessGroup
 from beacon.signing import SigningKey
 from tests.support.router_process import RunningRouter
+from tests.support.servers import agent_command
 
 pytestmark = pytest.mark.e2e
 
@@ -74,24 +75,17 @@ def deployment(
     try:
         agent = group.start(
             "agent",
-            [
-                "beacon",
-                "agent",
-                "--region",
+            agent_command(
                 "us-east",
-                "--router",
                 router.url,
-                "--signing-key",
-                str(folder / "us-east.key"),
-                "--listen",
-                "127.0.0.1:0",
+                folder / "us-east.key",
                 "--tls-ca",
                 str(certs / "ca.crt"),
                 "--tls-cert",
                 str(certs / "agent-us-east.crt"),
                 "--tls-key",
                 str(certs / "agent-us-east.key"),
-            ],
+            ),
         ).wait_ready()
         # Relative paths are read from beside the configuration file.
         config = {
