@@ -46,22 +46,26 @@ def cell_count(spec: job_pb2.JobSpec) -> int:
 def expand_cells(spec: job_pb2.JobSpec) -> Iterator[Cell]:
     """Every (region, model, question, sample) of a validated spec, once."""
     samples = max(spec.samples, 1)
+    # Each read of a message's string field makes a new str: read them once,
+    # so that a large job's cells share their ids instead of copying them.
+    job_id = spec.job_id
+    regions = list(spec.regions)
+    models = list(spec.models)
+    question_ids = [q.id for q in spec.questions]
     prompts = [compose_prompt(spec.system_prompt, q.text) for q in spec.questions]
     digests = [sha256_hex(prompt) for prompt in prompts]
-    for region in spec.regions:
-        for model in spec.models:
-            for question, prompt, digest in zip(
-                spec.questions, prompts, digests, strict=True
+    for region in regions:
+        for model in models:
+            for question_id, prompt, digest in zip(
+                question_ids, prompts, digests, strict=True
             ):
                 for sample in range(samples):
                     yield Cell(
-                        job_id=spec.job_id,
-                        cell_id=cell_id_for(
-                            spec.job_id, region, model, question.id, sample
-                        ),
+                        job_id=job_id,
+                        cell_id=cell_id_for(job_id, region, model, question_id, sample),
                         region=region,
                         model=model,
-                        question_id=question.id,
+                        question_id=question_id,
                         sample=sample,
                         prompt=prompt,
                         prompt_sha256=digest,

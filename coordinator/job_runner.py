@@ -121,9 +121,9 @@ class JobRunner:
             self.events.close()
 
     async def _run(self) -> JobStatus:
-        cells = await self._store.cells(self.job_id)
-        self.counts = job_counts.counts_of((c.status, c.classification) for c in cells)
-        self._load_open_cells(cells)
+        # Not kept in a local: the records of every cell would live as long
+        # as the job.
+        self._load_open_cells(await self._store.cells(self.job_id))
         await self._store.set_job_status(self.job_id, job_pb2.JOB_STATUS_RUNNING, None)
         self._publish(
             started=summary_of(
@@ -193,6 +193,7 @@ class JobRunner:
         )
 
     def _load_open_cells(self, cells: Sequence[CellRecord]) -> None:
+        self.counts = job_counts.counts_of((c.status, c.classification) for c in cells)
         records = {c.cell_id: c for c in cells if c.status == job_pb2.CELL_STATUS_OPEN}
         for cell in expand_cells(self._spec):
             record = records.get(cell.cell_id)

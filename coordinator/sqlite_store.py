@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -242,13 +243,15 @@ class SqliteJobStore:
                 " ON a.job_id = c.job_id AND a.cell_id = c.cell_id"
                 " WHERE c.job_id = ? GROUP BY c.cell_id ORDER BY c.ordinal",
                 (job_id,),
-            ).fetchall()
+            )
+            # Rows are read one at a time, and the few distinct region, model
+            # and question ids shared, so a large job's cells take little room.
             return [
                 CellRecord(
                     cell_id=r[0],
-                    region=r[1],
-                    model=r[2],
-                    question_id=r[3],
+                    region=sys.intern(r[1]),
+                    model=sys.intern(r[2]),
+                    question_id=sys.intern(r[3]),
                     sample=r[4],
                     status=CellStatus(r[5]),
                     classification=Classification(r[6]),
