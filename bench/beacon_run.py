@@ -62,6 +62,10 @@ async def run_job(
                 run.completed = counts.completed
                 run.final = counts.total - counts.open
                 break
+        else:
+            raise RuntimeError(
+                f"job {job_id}: RunJob ended before every cell was final"
+            )
         call.cancel()
         run.coordinator_peak_mib = peak_rss_mib(coordinator.process.pid)
         run.agent_peak_mib = peak_rss_mib(agent.process.pid)
