@@ -121,9 +121,13 @@ class JobRunner:
             self.events.close()
 
     async def _run(self) -> JobStatus:
-        # Not kept in a local: the records of every cell would live as long
-        # as the job.
-        self._load_open_cells(await self._store.cells(self.job_id))
+        records = await self._store.cells(self.job_id)
+        next_attempts = self._next_attempts(records)
+        # Emptied, not just dropped: the store's thread may still hold the
+        # list a moment, and a large job's records must be gone before its
+        # open cells are built.
+        records.clear()
+        self._load_open_cells(next_attempts)
         await self._store.set_job_status(self.job_id, job_pb2.JOB_STATUS_RUNNING, None)
         self._publish(
             started=summary_of(
@@ -192,21 +196,24 @@ class JobRunner:
             sum(stream.in_flight for stream in self._streams.values()),
         )
 
-    def _load_open_cells(self, cells: Sequence[CellRecord]) -> None:
+    def _next_attempts(self, cells: Sequence[CellRecord]) -> dict[str, int]:
+        """Counts the stored outcomes; returns each open cell's next attempt."""
         self.counts = job_counts.counts_of((c.status, c.classification) for c in cells)
-        records = {c.cell_id: c for c in cells if c.status == job_pb2.CELL_STATUS_OPEN}
-        for cell in expand_cells(self._spec):
-            record = records.get(cell.cell_id)
-            if record is None:
-                continue
-            # An attempt sent before a restart and never answered is sent
-            # again under the same number, so the agent can replay its receipt.
-            attempt = (
-                record.last_attempt
-                if record.last_attempt_open
-                else record.last_attempt + 1
+        # An attempt sent before a restart and never answered is sent again
+        # under the same number, so the agent can replay its receipt.
+        return {
+            c.cell_id: max(
+                c.last_attempt if c.last_attempt_open else c.last_attempt + 1, 1
             )
-            self._open[cell.cell_id] = OpenCell(cell=cell, attempt=max(attempt, 1))
+            for c in cells
+            if c.status == job_pb2.CELL_STATUS_OPEN
+        }
+
+    def _load_open_cells(self, next_attempts: Mapping[str, int]) -> None:
+        for cell in expand_cells(self._spec):
+            attempt = next_attempts.get(cell.cell_id)
+            if attempt is not None:
+                self._open[cell.cell_id] = OpenCell(cell=cell, attempt=attempt)
         if not self._open:
             self._all_final.set()
 
