@@ -247,7 +247,12 @@ class _Checker:
             body = self._body(attempt.receipt, outcome, cell, label, problems)
             if body is not None and body.attempt != attempt.attempt:
                 problems.append(f"{label}: the receipt is for attempt {body.attempt}")
-            if body is not None and _is_success(body) and outcome.status not in LATE:
+            if (
+                body is not None
+                and outcome.status not in LATE
+                and verdict_for_receipt(body, self.spec.max_attempts).status
+                == job_pb2.CELL_STATUS_COMPLETED
+            ):
                 problems.append(f"{label}: a signed success the outcome does not show")
         return CellCheck(
             *(outcome.cell_id, *where),
@@ -282,12 +287,6 @@ class _Checker:
             problems.append(f"{label}: {_explain(exc)}")
             return None
         return body
-
-
-def _is_success(body: receipt_pb2.ReceiptBody) -> bool:
-    # An accepted success ends its cell; it is the outcome's receipt, never
-    # an earlier attempt's.
-    return bool(verdict_for_receipt(body, 1).status == job_pb2.CELL_STATUS_COMPLETED)
 
 
 def _explain(exc: ReceiptRejected) -> str:

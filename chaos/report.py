@@ -34,9 +34,12 @@ class ChaosReport:
     lost_receipts: int = 0
     lost_detail: list[str] = field(default_factory=list)
     unverified_receipts: int = 0
-    open_cells: int = 0
     events: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def open_cells(self) -> int:
+        return self.outcomes["open"]
 
     @property
     def kept_promises(self) -> bool:
@@ -119,8 +122,6 @@ def build_report(
         status = job_pb2.CellStatus.Name(outcome.status)
         report.outcomes[status.removeprefix("CELL_STATUS_").lower()] += 1
         report.attempts += len(outcome.attempts)
-        if outcome.status == job_pb2.CELL_STATUS_OPEN:
-            report.open_cells += 1
         body = receipt_pb2.ReceiptBody()
         if outcome.receipt.body:
             body.ParseFromString(outcome.receipt.body)
@@ -129,11 +130,11 @@ def build_report(
                 outcome.receipt.signature, outcome.receipt.body
             ):
                 report.unverified_receipts += 1
-        if outcome.status != job_pb2.CELL_STATUS_COMPLETED:
-            report.endings[outcome.reason.split(" ", 1)[0] or status] += 1
         if outcome.status == job_pb2.CELL_STATUS_COMPLETED:
             name = receipt_pb2.Classification.Name(outcome.classification)
             report.classifications[name.removeprefix("CLASSIFICATION_").lower()] += 1
+        else:
+            report.endings[outcome.reason.split(" ", 1)[0] or status] += 1
         region, model, prompt = asked[outcome.cell_id]
         served = successes.get((region, model, prompt), [])
         _check_not_lost(report, outcome, body, served, reported_final)

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # A watcher whose coordinator is down tries again this often.
 RECONNECT_SECONDS = 0.2
+# How long a job is followed before the watcher gives up on it.
+WATCH_SECONDS = 600.0
 
 
 class Kills:
@@ -88,23 +90,30 @@ class Kills:
 async def watch_to_the_end(
     deployment: Deployment,
     job_id: str,
-    on_progress: Callable[[job_pb2.JobCounts], Awaitable[bool]],
-    reported_final: dict[str, job_pb2.CellStatus.ValueType],
-    deadline: float,
+    *,
+    on_progress: Callable[[job_pb2.JobCounts], Awaitable[bool]] | None = None,
+    reported_final: dict[str, job_pb2.CellStatus.ValueType] | None = None,
+    within_seconds: float = WATCH_SECONDS,
 ) -> job_pb2.JobResult:
-    """Follow the job until its result, across coordinator restarts."""
+    """Follow the job until its result, across coordinator restarts.
+
+    `on_progress` sees every event's counts and returns True once it has
+    restarted the coordinator; `reported_final` gets each cell's announced
+    status.
+    """
+    deadline = time.monotonic() + within_seconds
     while time.monotonic() < deadline:
         try:
             async with deployment.coordinator_channel() as channel:
                 stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
                 async for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id)):
-                    if event.HasField("cell_finished"):
+                    if event.HasField("cell_finished") and reported_final is not None:
                         finished = event.cell_finished
                         reported_final[finished.cell_id] = finished.status
                     if event.HasField("result"):
                         result: job_pb2.JobResult = event.result
                         return result
-                    if await on_progress(event.counts):
+                    if on_progress is not None and await on_progress(event.counts):
                         break
                 reply = await stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id))
                 if reply.result.status not in (
@@ -149,9 +158,9 @@ async def run_chaos(plan: ChaosPlan, state_dir: Path) -> ChaosReport:
         result = await watch_to_the_end(
             deployment,
             job_id,
-            on_progress,
-            reported_final,
-            time.monotonic() + plan.job_seconds + 60,
+            on_progress=on_progress,
+            reported_final=reported_final,
+            within_seconds=plan.job_seconds + 60,
         )
         await kills.settle()
     finally:

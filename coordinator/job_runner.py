@@ -164,8 +164,7 @@ class JobRunner:
             for open_cell in self._open.values():
                 if open_cell.timer is not None:
                     open_cell.timer.cancel()
-            while self._settling:
-                await asyncio.gather(*self._settling, return_exceptions=True)
+            await self._settled()
 
         if status == job_pb2.JOB_STATUS_CANCELLED:
             await self._end_open_cells(job_pb2.CELL_STATUS_CANCELLED, CANCEL_REASON)
@@ -188,8 +187,7 @@ class JobRunner:
         await asyncio.gather(
             *(stream.wait_answered(within_seconds) for stream in self._streams.values())
         )
-        while self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+        await self._settled()
         logger.info(
             "drained job_id=%s still_in_flight=%d",
             self.job_id,
@@ -208,6 +206,12 @@ class JobRunner:
             for c in cells
             if c.status == job_pb2.CELL_STATUS_OPEN
         }
+
+    async def _settled(self) -> None:
+        """Wait until every decision being stored is stored (settling can
+        start more settling, hence the loop)."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
     def _load_open_cells(self, next_attempts: Mapping[str, int]) -> None:
         for cell in expand_cells(self._spec):

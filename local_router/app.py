@@ -68,7 +68,7 @@ def create_app(config: RouterConfig) -> FastAPI:
         async def produce() -> Served:
             shape = chosen[0] = faults.choose(body)
             if shape is not None:
-                return await injected_reply(shape, body, lambda: router.route(body))
+                return await injected_reply(shape, body, router)
             return Served.of_reply(await router.route(body))
 
         work = asyncio.create_task(replays.run(key, produce))

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Final
 
 from beacon.regions import KNOWN_REGIONS
 from local_router.faults import FaultShape
 from local_router.offline import offline_answer
-from local_router.schema import (
-    FailureInfo,
-    InferenceReply,
-    InferenceRequest,
-    ReplyMetadata,
-)
+from local_router.providers import ProviderFailure
+from local_router.routing import RegionRouter
+from local_router.schema import InferenceReply, InferenceRequest, ReplyMetadata
 from local_router.served import Served
 
 # A hang ends when the caller gives up; this only bounds a caller that never does.
@@ -26,20 +20,22 @@ INJECTED_PROVIDER_TYPE: Final = "offline"
 
 
 async def injected_reply(
-    shape: FaultShape,
-    request: InferenceRequest,
-    honest: Callable[[], Awaitable[InferenceReply]],
+    shape: FaultShape, request: InferenceRequest, router: RegionRouter
 ) -> Served:
-    """The reply for `shape`; `honest` produces the reply without a fault."""
-    region = request.region_preference or "unknown"
+    """The reply for `shape`, built on the router's honest behaviour."""
     if shape == "transient":
-        return Served.of_reply(
-            _failed(request, region, "PROVIDER_HTTP_502", transient=True), shape
+        failure = ProviderFailure(
+            "PROVIDER_HTTP_502", "provider returned HTTP 502", True, 502
         )
+        return Served.of_reply(await router.fail(request, failure), shape)
     if shape == "permanent":
-        return Served.of_reply(
-            _failed(request, region, "MODEL_NOT_SERVED", transient=False), shape
+        failure = ProviderFailure(
+            "MODEL_NOT_SERVED",
+            f"model {request.model} is not served by this provider",
+            False,
+            400,
         )
+        return Served.of_reply(await router.fail(request, failure), shape)
     if shape == "unavailable":
         return Served.of_json(
             503, {"detail": "No healthy providers available"}, "HTTP_503", shape
@@ -67,46 +63,13 @@ async def injected_reply(
         )
     if shape == "slow":
         await asyncio.sleep(SLOW_SECONDS)
-        return Served.of_reply(await honest(), shape)
+        return Served.of_reply(await router.route(request), shape)
     if shape == "other-region":
-        return Served.of_reply(_served_elsewhere(await honest(), request), shape)
+        return Served.of_reply(
+            _served_elsewhere(await router.route(request), request), shape
+        )
     await asyncio.sleep(MAX_HANG_SECONDS)
     return Served.of_json(504, {"detail": "Gateway Timeout"}, "HTTP_504", shape)
-
-
-def _failed(
-    request: InferenceRequest, region: str, code: str, *, transient: bool
-) -> InferenceReply:
-    message = (
-        "provider returned HTTP 502"
-        if transient
-        else f"model {request.model} is not served by this provider"
-    )
-    provider = f"offline-{region}"
-    return InferenceReply(
-        success=False,
-        response=None,
-        error=message,
-        error_code=code,
-        failure=FailureInfo(
-            code=code,
-            stage="provider_call",
-            message=message,
-            transient=transient,
-            region=region,
-            provider=provider,
-            provider_type=INJECTED_PROVIDER_TYPE,
-            model=request.model,
-            timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            http_status=502 if transient else 400,
-        ),
-        provider_used=provider,
-        inference_time=0.0,
-        cost_estimate=0.0,
-        metadata=ReplyMetadata(
-            provider_type=INJECTED_PROVIDER_TYPE, region=region, model=request.model
-        ),
-    )
 
 
 def _served_elsewhere(
@@ -115,7 +78,6 @@ def _served_elsewhere(
     """A success, as if a provider of another region had served the call."""
     asked = request.region_preference
     other = next(r for r in KNOWN_REGIONS if r != asked)
-    started = time.perf_counter()
     return reply.model_copy(
         update={
             "success": True,
@@ -124,7 +86,6 @@ def _served_elsewhere(
             "error_code": None,
             "failure": None,
             "provider_used": f"offline-{other}",
-            "inference_time": reply.inference_time + time.perf_counter() - started,
             "metadata": ReplyMetadata(
                 provider_type=INJECTED_PROVIDER_TYPE, region=other, model=request.model
             ),

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from local_router.providers import Provider, ProviderAnswer
+from local_router.providers import Provider, ProviderAnswer, ProviderFailure
 from local_router.schema import (
     FailureInfo,
     InferenceReply,
@@ -66,6 +66,18 @@ class RegionRouter:
         answer = await provider.infer(
             request.model, request.prompt, request.temperature, request.max_tokens
         )
+        return _provider_reply(request, provider, answer, started)
+
+    async def fail(
+        self, request: InferenceRequest, failure: ProviderFailure
+    ) -> InferenceReply:
+        """The reply when the requested region's provider fails with
+        `failure`: exactly what a real provider failure looks like."""
+        started = time.perf_counter()
+        provider = self._providers.get(request.region_preference or "")
+        if provider is None:
+            return await self.route(request)
+        answer = ProviderAnswer(model=request.model, failure=failure)
         return _provider_reply(request, provider, answer, started)
 
     async def aclose(self) -> None:

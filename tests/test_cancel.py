@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 
 from beacon.client import open_channel
@@ -18,7 +17,13 @@ from beacon.v1 import (
     region_agent_service_pb2_grpc,
 )
 from tests.support.eventually import eventually
-from tests.support.router_process import RunningRouter, read_call_log, start_router
+from tests.support.router_process import (
+    RunningRouter,
+    add_fault_rules,
+    pending_fault_rules,
+    read_call_log,
+    start_router,
+)
 from tests.support.servers import RunningAgent, start_agent, start_coordinator
 
 SLOW_MODEL = "mistral-7b"
@@ -35,17 +40,12 @@ HANGS = 1000
 
 def hang_every_call(router: RunningRouter, **match: str) -> None:
     """Every call matching `match` (model, region) hangs until abandoned."""
-    reply = httpx.post(
-        f"{router.url}/faults",
-        json={"rules": [{"shape": "hang", "count": HANGS, **match}]},
-        trust_env=False,
-    )
-    reply.raise_for_status()
+    add_fault_rules(router.url, {"shape": "hang", "count": HANGS, **match})
 
 
 def hanging_calls(router: RunningRouter) -> int:
     """Calls the hang rule has caught so far (each uses up one of its count)."""
-    rules = httpx.get(f"{router.url}/faults", trust_env=False).json()
+    rules = pending_fault_rules(router.url)
     return HANGS - (rules[0]["count"] if rules else 0)
 
 

@@ -11,7 +11,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from beacon.client import open_channel
@@ -24,7 +23,12 @@ from chaos.report import build_report, read_calls
 from chaos.run import run_chaos, watch_to_the_end
 from coordinator.sqlite_store import SqliteJobStore
 from tests.support.eventually import eventually
-from tests.support.router_process import RunningRouter, start_router
+from tests.support.router_process import (
+    RunningRouter,
+    add_fault_rules,
+    pending_fault_rules,
+    start_router,
+)
 from tests.support.servers import start_agent, start_coordinator
 
 pytestmark = pytest.mark.e2e
@@ -55,9 +59,7 @@ async def test_each_router_failure_shape_gets_its_own_code_and_retry_decision(
         {"shape": shape, "count": count, "prompt_contains": f"<{name}>"}
         for name, (shape, count) in SHAPES.items()
     ]
-    async with httpx.AsyncClient(trust_env=False) as http:
-        reply = await http.post(f"{router.url}/faults", json={"rules": rules})
-        reply.raise_for_status()
+    add_fault_rules(router.url, *rules)
     spec = job_pb2.JobSpec(
         job_id="shapes",
         models=["llama3.2-1b"],
@@ -161,25 +163,16 @@ async def test_a_lost_replica_moves_its_cells_to_the_other(tmp_path: Path) -> No
     try:
         spec = small_job("replicas", questions=10, job_seconds=120)
         await submit(deployment, spec)
-        doomed = deployment.agents_of("us-east")[0]
-        killed = False
-
-        async def kill_midway(counts: job_pb2.JobCounts) -> bool:
-            nonlocal killed
-            if not killed and counts.total - counts.open >= counts.total // 4:
-                deployment.kill_agent(doomed)
-                killed = True
-            return False
-
+        kill = KillAgent(deployment, "us-east", after_cells=spec_cells(spec) // 4)
         finals: dict[str, job_pb2.CellStatus.ValueType] = {}
         result = await watch_to_the_end(
-            deployment, spec.job_id, kill_midway, finals, 1e12
+            deployment, spec.job_id, on_progress=kill, reported_final=finals
         )
     finally:
         await asyncio.to_thread(deployment.stop)
     report = build_report(result, read_calls(deployment.call_log), finals)
 
-    assert killed
+    assert kill.killed
     assert result.status == job_pb2.JOB_STATUS_COMPLETED
     assert report.outcomes == {"completed": spec_cells(spec)}
     assert report.duplicate_successes == 0 and report.lost_receipts == 0
@@ -191,6 +184,23 @@ async def test_a_lost_replica_moves_its_cells_to_the_other(tmp_path: Path) -> No
     }
     # Cells went to both replicas, and the survivor finished them all.
     assert used == {agent.address for agent in deployment.agents_of("us-east")}
+
+
+class KillAgent:
+    """A progress callback that SIGKILLs the first agent of `region` once
+    `after_cells` cells are final."""
+
+    def __init__(self, deployment: Deployment, region: str, after_cells: int) -> None:
+        self._deployment = deployment
+        self.agent = deployment.agents_of(region)[0]
+        self._after = after_cells
+        self.killed = False
+
+    async def __call__(self, counts: job_pb2.JobCounts) -> bool:
+        if not self.killed and counts.total - counts.open >= self._after:
+            self._deployment.kill_agent(self.agent)
+            self.killed = True
+        return False
 
 
 def spec_cells(spec: job_pb2.JobSpec) -> int:
@@ -210,24 +220,15 @@ async def test_a_region_whose_agent_never_returns_fails_alone_at_the_deadline(
     try:
         spec = small_job("lost-region", questions=6, job_seconds=25)
         await submit(deployment, spec)
-        doomed = deployment.agents_of("eu-west")[0]
-        killed = False
-
-        async def kill_early(counts: job_pb2.JobCounts) -> bool:
-            nonlocal killed
-            if not killed and counts.total - counts.open >= 2:
-                deployment.kill_agent(doomed)
-                killed = True
-            return False
-
+        kill = KillAgent(deployment, "eu-west", after_cells=2)
         finals: dict[str, job_pb2.CellStatus.ValueType] = {}
         result = await watch_to_the_end(
-            deployment, spec.job_id, kill_early, finals, 1e12
+            deployment, spec.job_id, on_progress=kill, reported_final=finals
         )
     finally:
         await asyncio.to_thread(deployment.stop)
 
-    assert killed
+    assert kill.killed
     assert result.status == job_pb2.JOB_STATUS_TIMED_OUT
     by_region: dict[str, list[job_pb2.CellOutcome]] = {}
     for outcome in result.outcomes:
@@ -242,7 +243,7 @@ async def test_a_region_whose_agent_never_returns_fails_alone_at_the_deadline(
             job_pb2.CELL_STATUS_FAILED,
             job_pb2.CELL_STATUS_NOT_RUN,
         )
-        assert doomed.address in outcome.reason
+        assert kill.agent.address in outcome.reason
     # us-east was not held up: all its cells were announced final before the
     # deadline ended the first of eu-west's.
     announced = list(finals)
@@ -295,11 +296,7 @@ async def test_a_router_refusing_connections_fails_the_cell_after_its_attempts(
 async def test_hung_calls_end_at_each_layers_deadline(
     tmp_path: Path, router: RunningRouter
 ) -> None:
-    async with httpx.AsyncClient(trust_env=False) as http:
-        reply = await http.post(
-            f"{router.url}/faults", json={"rules": [{"shape": "hang", "count": 100}]}
-        )
-        reply.raise_for_status()
+    add_fault_rules(router.url, {"shape": "hang", "count": 100})
     timeouts = job_pb2.Timeouts(
         router_call_seconds=1, cell_attempt_seconds=2, job_seconds=6
     )
@@ -334,15 +331,12 @@ async def submit_with_slow_calls(
 ) -> None:
     """Submit `spec` with its first calls slow (3 s), and return once all of
     them are under way at the router."""
-    async with httpx.AsyncClient(base_url=deployment.router_url) as http:
-        slow = {"shape": "slow", "count": slow_calls}
-        (await http.post("/faults", json={"rules": [slow]})).raise_for_status()
-        await submit(deployment, spec)
-
-        async def all_under_way() -> bool:
-            return (await http.get("/faults")).json() == []
-
-        await eventually(all_under_way, what=f"{slow_calls} slow calls")
+    add_fault_rules(deployment.router_url, {"shape": "slow", "count": slow_calls})
+    await submit(deployment, spec)
+    await eventually(
+        lambda: pending_fault_rules(deployment.router_url) == [],
+        what=f"{slow_calls} slow calls",
+    )
 
 
 async def test_a_stopping_coordinator_keeps_the_receipts_of_cells_in_flight(
@@ -369,12 +363,7 @@ async def test_a_stopping_coordinator_keeps_the_receipts_of_cells_in_flight(
         completed = [c for c in cells if c.status == job_pb2.CELL_STATUS_COMPLETED]
 
         await asyncio.to_thread(deployment.start_coordinator)
-        finals: dict[str, job_pb2.CellStatus.ValueType] = {}
-
-        async def nothing(counts: job_pb2.JobCounts) -> bool:
-            return False
-
-        result = await watch_to_the_end(deployment, spec.job_id, nothing, finals, 1e12)
+        result = await watch_to_the_end(deployment, spec.job_id)
     finally:
         await asyncio.to_thread(deployment.stop)
     calls = read_calls(deployment.call_log)
@@ -401,11 +390,7 @@ async def test_receipts_that_came_in_while_the_coordinator_was_paused_count(
         await asyncio.sleep(10)
         deployment.signal_coordinator(signal.SIGCONT)
 
-        async def nothing(counts: job_pb2.JobCounts) -> bool:
-            return False
-
-        finals: dict[str, job_pb2.CellStatus.ValueType] = {}
-        result = await watch_to_the_end(deployment, spec.job_id, nothing, finals, 1e12)
+        result = await watch_to_the_end(deployment, spec.job_id)
     finally:
         await asyncio.to_thread(deployment.stop)
 

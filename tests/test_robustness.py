@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -39,7 +38,12 @@ from tests.support.canned_router import (
 )
 from tests.support.eventually import eventually
 from tests.support.flaky_store import FlakyStore
-from tests.support.router_process import RunningRouter, read_call_log, start_router
+from tests.support.router_process import (
+    RunningRouter,
+    add_fault_rules,
+    read_call_log,
+    start_router,
+)
 from tests.support.servers import agent_command, start_agent, start_coordinator
 
 SHORT = job_pb2.Timeouts(
@@ -721,11 +725,7 @@ def test_sigterm_gives_up_hung_calls_within_one_grace_period(tmp_path: Path) -> 
     key.write(tmp_path / "agent.key")
     group = ProcessGroup(tmp_path / "run")
     with start_router(tmp_path, "--fault-control") as hanging:
-        httpx.post(
-            f"{hanging.url}/faults",
-            json={"rules": [{"shape": "hang", "count": 10}]},
-            trust_env=False,
-        ).raise_for_status()
+        add_fault_rules(hanging.url, {"shape": "hang", "count": 10})
         try:
             agent = group.start(
                 "agent",

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -95,6 +97,22 @@ def stop_process(
             process.kill()
             process.wait(timeout=timeout)
     return process.returncode
+
+
+def add_fault_rules(router_url: str, *rules: dict[str, Any]) -> None:
+    """Queue fault rules at a router started with `--fault-control`."""
+    reply = httpx.post(
+        f"{router_url}/faults", json={"rules": list(rules)}, trust_env=False
+    )
+    reply.raise_for_status()
+
+
+def pending_fault_rules(router_url: str) -> list[dict[str, Any]]:
+    """The rules still waiting for calls (each rule's count goes down per call)."""
+    rules: list[dict[str, Any]] = (
+        httpx.get(f"{router_url}/faults", trust_env=False).raise_for_status().json()
+    )
+    return rules
 
 
 def read_call_log(path: Path) -> list[dict[str, Any]]:
