@@ -46,6 +46,8 @@ def create_app(config: RouterConfig) -> FastAPI:
             yield
         finally:
             await router.aclose()
+            if call_log is not None:
+                call_log.close()
 
     app = FastAPI(title="Beacon local router", lifespan=lifespan)
 

@@ -25,6 +25,8 @@ class CallLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Opened once: every call appends to it, so no open per call.
+        self._handle = path.open("a", encoding="utf-8")
         # Appends run in worker threads; one at a time keeps lines whole.
         self._lock = threading.Lock()
 
@@ -63,6 +65,14 @@ class CallLog:
         await asyncio.to_thread(self._append, line)
 
     def _append(self, line: str) -> None:
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
+        with self._lock:
+            if self._handle.closed:
+                # A call cut off by shutdown after the log was closed.
+                logger.warning("call log closed; a call was not recorded")
+                return
+            self._handle.write(line)
+            self._handle.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._handle.close()
