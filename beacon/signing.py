@@ -8,6 +8,7 @@ import logging
 import os
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -33,9 +34,14 @@ def key_id_for(public_key_raw: bytes) -> str:
 class PublicKey:
     raw: bytes
 
-    @property
+    # Both are asked for once per receipt; computed once per key.
+    @cached_property
     def key_id(self) -> str:
         return key_id_for(self.raw)
+
+    @cached_property
+    def _verifier(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(self.raw)
 
     @property
     def b64(self) -> str:
@@ -55,7 +61,7 @@ class PublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, data)
+            self._verifier.verify(signature, data)
         except InvalidSignature:
             return False
         return True

@@ -1,24 +1,31 @@
 """The floor: the same calls made straight to the router from one event loop.
 
 No gRPC, no receipts, no store: `per_region` workers per region take that
-region's cells from a queue and POST each to the router with httpx, the
-same body an agent sends, and check the reply says success. What Beacon
+region's cells from a queue and POST each to the router with httpx, with
+the same body an agent sends, and check the reply says success. What Beacon
 adds is measured against this.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import httpx
 
 from beacon.cells import Cell
+from beacon.http_lanes import ConnectionLanes
 from beacon.jobspec import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
 
 logger = logging.getLogger(__name__)
+
+# Lends a client for one call.
+Lend = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @dataclass(frozen=True)
@@ -29,42 +36,76 @@ class BaselineRun:
 
 
 async def run_baseline(
-    router_url: str, cells: list[Cell], per_region: int, timeout_seconds: float
+    router_url: str,
+    cells: list[Cell],
+    per_region: int,
+    timeout_seconds: float,
+    *,
+    lanes: bool = True,
 ) -> BaselineRun:
+    """With `lanes`, connections are arranged as an agent arranges them (a
+    client of one connection per call in flight, beacon.http_lanes), so the
+    floor pays for HTTP what an agent pays. Without, each region has one
+    client and httpx's own pool of `per_region` connections: httpx out of
+    the box. Either way one set per region, as each agent has its own, all
+    driven by this one event loop."""
     queues: dict[str, asyncio.Queue[Cell]] = {}
     for cell in cells:
         queues.setdefault(cell.region, asyncio.Queue()).put_nowait(cell)
     outcomes: list[bool] = []
-    # One connection pool per region, as each agent has its own, all driven
-    # by this one event loop.
-    clients = [
-        httpx.AsyncClient(
+    tls_context = httpx.create_ssl_context()
+
+    def make_client(connections: int) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             base_url=router_url,
+            verify=tls_context,
             limits=httpx.Limits(
-                max_connections=per_region, max_keepalive_connections=per_region
+                max_connections=connections, max_keepalive_connections=connections
             ),
             timeout=timeout_seconds,
             trust_env=False,
         )
-        for _ in queues
-    ]
 
-    async def worker(client: httpx.AsyncClient, queue: asyncio.Queue[Cell]) -> None:
+    closers: list[Callable[[], Awaitable[None]]] = []
+    lenders: list[Lend] = []
+    for _ in queues:
+        if lanes:
+            region = ConnectionLanes(lambda: make_client(1), per_region)
+            lenders.append(region.lend)
+            closers.append(region.aclose)
+        else:
+            shared = make_client(per_region)
+            lenders.append(_always(shared))
+            closers.append(shared.aclose)
+
+    async def worker(lend: Lend, queue: asyncio.Queue[Cell]) -> None:
         while not queue.empty():
-            outcomes.append(await _call(client, queue.get_nowait()))
+            cell = queue.get_nowait()
+            async with lend() as client:
+                outcomes.append(await _call(client, cell))
 
     try:
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
-            for client, queue in zip(clients, queues.values(), strict=True):
+            for lend, queue in zip(lenders, queues.values(), strict=True):
                 for _ in range(per_region):
-                    group.create_task(worker(client, queue))
+                    group.create_task(worker(lend, queue))
         seconds = time.perf_counter() - started
     finally:
-        for client in clients:
-            await client.aclose()
+        for close in closers:
+            await close()
     succeeded = sum(outcomes)
     return BaselineRun(seconds, succeeded, len(outcomes) - succeeded)
+
+
+def _always(client: httpx.AsyncClient) -> Lend:
+    """Lends the same client to every call: httpx's pool shares it out."""
+
+    @contextlib.asynccontextmanager
+    async def lend() -> AsyncIterator[httpx.AsyncClient]:
+        yield client
+
+    return lend
 
 
 async def _call(client: httpx.AsyncClient, cell: Cell) -> bool:

@@ -35,6 +35,11 @@ def scenario_lines(result: ScenarioResult) -> list[str]:
             f"  ratio beacon / baseline (median of {len(result.rounds)} "
             f"round(s)): {ratio:.2f}  {verdict(ratio, scenario.ratio_target)}"
         )
+    pooled = result.median_pooled_ratio
+    if pooled is not None:
+        lines.append(
+            f"    against httpx's own pool instead (weaker floor): {pooled:.2f}"
+        )
     lines.append("  added latency after the router's reply (logged by the router):")
     lines += _latency_lines("the agent has read it", result.to_agent_done, False)
     lines += _latency_lines(
@@ -65,15 +70,19 @@ def scenario_lines(result: ScenarioResult) -> list[str]:
 def _round_lines(number: int, one: Round) -> list[str]:
     beacon = one.beacon
     lines = [f"  round {number}:"]
-    if one.baseline is not None:
-        base = one.baseline
+    for label, base in (
+        ("httpx, one pool per region", one.pooled),
+        ("baseline (httpx, agent's lanes)", one.baseline),
+    ):
+        if base is None:
+            continue
         lines.append(
-            f"    baseline (one asyncio loop, httpx)     {base.seconds:8.2f} s "
+            f"    {label:<39} {base.seconds:8.2f} s "
             f"{base.succeeded / base.seconds:8.1f} cells/s  "
             f"({base.succeeded} answered, {base.failed} failed)"
         )
     lines.append(
-        f"    beacon (gRPC, signed, verified, stored) {beacon.seconds:8.2f} s "
+        f"    {'beacon (gRPC, signed, verified, stored)':<39} {beacon.seconds:8.2f} s "
         f"{beacon.final / beacon.seconds:8.1f} cells/s  "
         f"({beacon.completed} completed of {beacon.final} final)"
     )

@@ -21,14 +21,24 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Round:
+    # The floor: httpx with connections arranged as an agent's are.
     baseline: BaselineRun | None
     beacon: BeaconRun
+    # httpx out of the box (one pool per region): a weaker floor, which the
+    # agent's own arrangement of connections beats by itself.
+    pooled: BaselineRun | None = None
 
     @property
     def ratio(self) -> float | None:
         if self.baseline is None:
             return None
         return self.beacon.seconds / self.baseline.seconds
+
+    @property
+    def pooled_ratio(self) -> float | None:
+        if self.pooled is None:
+            return None
+        return self.beacon.seconds / self.pooled.seconds
 
 
 @dataclass
@@ -47,6 +57,11 @@ class ScenarioResult:
     @property
     def median_ratio(self) -> float | None:
         ratios = [r.ratio for r in self.rounds if r.ratio is not None]
+        return statistics.median(ratios) if ratios else None
+
+    @property
+    def median_pooled_ratio(self) -> float | None:
+        ratios = [r.pooled_ratio for r in self.rounds if r.pooled_ratio is not None]
         return statistics.median(ratios) if ratios else None
 
     @property
@@ -78,8 +93,15 @@ async def run_scenario(
         for number in range(1, scenario.rounds + 1):
             job_id = f"bench-{scenario.name}-{number}"
             cells = scenario.cells_of(job_id)
-            baseline = None
+            baseline = pooled = None
             if scenario.with_baseline:
+                pooled = await run_baseline(
+                    deployment.router_url,
+                    cells,
+                    scenario.per_region,
+                    ROUTER_CALL_SECONDS,
+                    lanes=False,
+                )
                 baseline = await run_baseline(
                     deployment.router_url,
                     cells,
@@ -98,7 +120,7 @@ async def run_scenario(
             agent_done += delays_ms(cells, replied, beacon.agent_done_at)
             accepted += delays_ms(cells, replied, beacon.accepted_at)
             reported += delays_ms(cells, replied, beacon.reported_at)
-            result.rounds.append(Round(baseline, beacon))
+            result.rounds.append(Round(baseline, beacon, pooled))
     finally:
         await asyncio.to_thread(deployment.stop)
     result.to_agent_done = spread(agent_done)

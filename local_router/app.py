@@ -88,7 +88,7 @@ def create_app(config: RouterConfig) -> FastAPI:
                 "abandoned call model=%s region=%s", body.model, body.region_preference
             )
             if call_log is not None:
-                await call_log.record(
+                call_log.record(
                     body,
                     None,
                     idempotency_key=key,
@@ -112,7 +112,7 @@ def create_app(config: RouterConfig) -> FastAPI:
             replayed,
         )
         if call_log is not None:
-            await call_log.record(
+            call_log.record(
                 body,
                 served,
                 idempotency_key=key,

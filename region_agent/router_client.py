@@ -20,6 +20,7 @@ import httpx
 
 from beacon import tracing
 from beacon.channels import ROUTER_CLIENT_KEEPALIVE_SECONDS
+from beacon.http_lanes import ConnectionLanes
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
 from region_agent.router_reply import (
@@ -115,21 +116,30 @@ class HttpRouterClient:
         self._base_url = base_url.rstrip("/")
         self._inference_url = self._base_url + self.call_path
         self._health_url = self._base_url + self.health_path
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=ROUTER_CLIENT_KEEPALIVE_SECONDS,
-            ),
-            # The overall deadline in infer() bounds every call; socket
-            # timeouts would only cut a legitimate cold start short.
-            timeout=httpx.Timeout(None),
-            follow_redirects=False,
-            # The configured URL is the router; no proxy from the environment.
-            trust_env=False,
-            headers={"accept": "application/json", **(headers or {})},
-        )
+        client_headers = {"accept": "application/json", **(headers or {})}
+        # Loading the trusted certificates takes tens of milliseconds; every
+        # lane's client shares one context instead of loading its own.
+        tls_context = httpx.create_ssl_context()
+
+        def make_client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                transport=transport,
+                verify=tls_context,
+                limits=httpx.Limits(
+                    max_connections=1,
+                    max_keepalive_connections=1,
+                    keepalive_expiry=ROUTER_CLIENT_KEEPALIVE_SECONDS,
+                ),
+                # The overall deadline in infer() bounds every call; socket
+                # timeouts would only cut a legitimate cold start short.
+                timeout=httpx.Timeout(None),
+                follow_redirects=False,
+                # The configured URL is the router; no proxy from the environment.
+                trust_env=False,
+                headers=client_headers,
+            )
+
+        self._lanes = ConnectionLanes(make_client, max_connections)
 
     @property
     def base_url(self) -> str:
@@ -231,9 +241,12 @@ class HttpRouterClient:
         headers = tracing.outgoing_headers()
         if idempotency_key:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
-        async with self._client.stream(
-            "POST", self._inference_url, json=payload, headers=headers
-        ) as resp:
+        async with (
+            self._lanes.lend() as client,
+            client.stream(
+                "POST", self._inference_url, json=payload, headers=headers
+            ) as resp,
+        ):
             # Known from here on, even if the body never completes.
             progress.status = resp.status_code
             chunks: list[bytes] = []
@@ -288,7 +301,8 @@ class HttpRouterClient:
     async def health(self) -> tuple[bool, str]:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                resp = await self._client.get(self._health_url)
+                async with self._lanes.lend() as client:
+                    resp = await client.get(self._health_url)
         except TimeoutError:
             return False, (
                 f"no reply from {self._health_url} within {HEALTH_TIMEOUT_SECONDS:g}s"
@@ -301,7 +315,7 @@ class HttpRouterClient:
         return self.reports_healthy(resp.content), detail
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._lanes.aclose()
 
 
 class HybridRouterClient(HttpRouterClient):

@@ -31,6 +31,8 @@ async def test_a_small_scenario_runs_every_cell_both_ways_and_times_each(
     (only,) = result.rounds
     assert only.baseline is not None
     assert (only.baseline.succeeded, only.baseline.failed) == (18, 0)
+    assert only.pooled is not None
+    assert (only.pooled.succeeded, only.pooled.failed) == (18, 0)
     assert (only.beacon.completed, only.beacon.final) == (18, 18)
     assert result.all_completed
     for measured in (result.to_agent_done, result.to_accepted, result.to_reported):
@@ -41,6 +43,7 @@ async def test_a_small_scenario_runs_every_cell_both_ways_and_times_each(
     report = "\n".join(scenario_lines(result))
     assert "18 cells" in report
     assert report.count("target <=") == 3
+    assert "weaker floor" in report
     growth = "\n".join(MemoryGrowth(result, result).lines())
     assert "(x1.00)" in growth
 

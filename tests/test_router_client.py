@@ -535,3 +535,35 @@ async def test_injected_transport_is_used() -> None:
 def test_rejects_non_http_url() -> None:
     with pytest.raises(ValueError, match="http"):
         HybridRouterClient("router.local:8000")
+
+
+async def test_calls_in_flight_never_exceed_max_connections() -> None:
+    """The router sees at most `max_connections` calls at once from one
+    client, however many are started."""
+    in_flight = 0
+    most = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return httpx.Response(200, content=example("success.json"))
+
+    router_client = HybridRouterClient(
+        "http://router.test",
+        max_connections=2,
+        transport=httpx.MockTransport(handler),
+    )
+    try:
+        replies = await asyncio.gather(
+            *(
+                router_client.infer(call_for("eu-west", "llama3.2-1b"), TIMEOUT)
+                for _ in range(8)
+            )
+        )
+    finally:
+        await router_client.aclose()
+    assert [reply.result for reply in replies] == [SUCCESS] * 8
+    assert most == 2

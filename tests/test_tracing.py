@@ -178,3 +178,27 @@ def test_spans_go_to_an_otlp_collector(tmp_path: Path) -> None:
     assert served[0].parent_span_id.hex() == parent
     # Spans the web framework adds inside the call join the same trace.
     assert {span.trace_id.hex() for _, span in spans} == {trace_id}
+
+
+async def test_with_tracing_off_nothing_is_recorded_or_sent_on() -> None:
+    """Off (the default), the helpers cost nothing: no span records, no
+    trace context goes out, and a task in a span is just a task."""
+
+    from opentelemetry import trace
+
+    from beacon import tracing
+
+    with tracing.span("cell", {"beacon.region": "us-east"}) as current:
+        assert not current.is_recording()
+        assert tracing.outgoing_headers() == {}
+        assert tracing.outgoing_metadata() == ()
+    started = tracing.start_span("attempt", {})
+    assert started is trace.INVALID_SPAN
+    assert tracing.traceparent_of(started) == ""
+
+    async def answer() -> int:
+        return 42
+
+    task = tracing.task_in_span("job", answer(), attributes={}, task_name="job-task")
+    assert await task == 42
+    assert task.get_name() == "job-task"

@@ -30,6 +30,10 @@ class _Queued(Generic[T]):
     loop: asyncio.AbstractEventLoop
 
 
+# A write, then what it returned or the error it raised.
+_Outcome = tuple[_Queued[Any], object, Exception | None]
+
+
 class GroupCommit:
     """Runs writes on the store's one thread, as many per transaction as are
     waiting when the thread gets to them."""
@@ -66,8 +70,7 @@ class GroupCommit:
     def _fail_queued(self, error: Exception) -> None:
         with self._lock:
             batch, self._queued = self._queued, []
-        for item in batch:
-            _deliver(item, None, error)
+        _deliver([(item, None, error) for item in batch])
 
     def _commit_queued(self) -> None:
         with self._lock:
@@ -77,14 +80,11 @@ class GroupCommit:
         except Exception as exc:
             logger.warning("group commit of %d writes failed: %s", len(batch), exc)
             outcomes = [(item, None, exc) for item in batch]
-        for item, value, error in outcomes:
-            _deliver(item, value, error)
+        _deliver(outcomes)
 
-    def _commit(
-        self, batch: list[_Queued[Any]]
-    ) -> list[tuple[_Queued[Any], object, Exception | None]]:
+    def _commit(self, batch: list[_Queued[Any]]) -> list[_Outcome]:
         db = self._connection()
-        outcomes: list[tuple[_Queued[Any], object, Exception | None]] = []
+        outcomes: list[_Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for item in batch:
@@ -106,17 +106,25 @@ class GroupCommit:
         return outcomes
 
 
-def _deliver(item: _Queued[Any], value: object, error: Exception | None) -> None:
-    def settle() -> None:
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """Hand each write's result to its caller's loop: one wake-up per loop
+    for the whole batch, not one per write."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, settled)
+        except RuntimeError:
+            logger.debug("event loop closed before write results were delivered")
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for item, value, error in outcomes:
         # The caller may have been cancelled; its write stands regardless.
         if item.future.done():
-            return
+            continue
         if error is not None:
             item.future.set_exception(error)
         else:
             item.future.set_result(value)
-
-    try:
-        item.loop.call_soon_threadsafe(settle)
-    except RuntimeError:
-        logger.debug("event loop closed before a write's result was delivered")

@@ -1,0 +1,91 @@
+"""Connection lanes: a client per call in flight, never more than the limit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from beacon.http_lanes import ConnectionLanes
+
+
+def _lanes(limit: int, made: list[httpx.AsyncClient]) -> ConnectionLanes:
+    def make() -> httpx.AsyncClient:
+        client = httpx.AsyncClient()
+        made.append(client)
+        return client
+
+    return ConnectionLanes(make, limit)
+
+
+async def test_concurrent_calls_get_clients_of_their_own() -> None:
+    made: list[httpx.AsyncClient] = []
+    lanes = _lanes(3, made)
+    async with lanes.lend() as a, lanes.lend() as b, lanes.lend() as c:
+        assert len({id(a), id(b), id(c)}) == 3
+    assert lanes.clients == 3
+    await lanes.aclose()
+    assert all(client.is_closed for client in made)
+
+
+async def test_a_returned_client_is_lent_again_instead_of_a_new_one() -> None:
+    made: list[httpx.AsyncClient] = []
+    lanes = _lanes(4, made)
+    for _ in range(5):
+        async with lanes.lend() as client:
+            assert client is made[0]
+    assert lanes.clients == 1
+    await lanes.aclose()
+
+
+async def test_a_call_past_the_limit_waits_for_a_client_to_come_back() -> None:
+    made: list[httpx.AsyncClient] = []
+    lanes = _lanes(1, made)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> None:
+        async with lanes.lend():
+            order.append("first has it")
+            await release.wait()
+        order.append("first gave it back")
+
+    async def second() -> None:
+        async with lanes.lend():
+            order.append("second has it")
+
+    holder = asyncio.create_task(first())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(second())
+    await asyncio.sleep(0.05)
+    assert order == ["first has it"]
+    release.set()
+    await asyncio.gather(holder, waiter)
+    assert order == ["first has it", "first gave it back", "second has it"]
+    assert lanes.clients == 1
+    await lanes.aclose()
+
+
+async def test_a_cancelled_call_gives_its_client_back() -> None:
+    made: list[httpx.AsyncClient] = []
+    lanes = _lanes(1, made)
+
+    async def hang() -> None:
+        async with lanes.lend():
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(hang())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(5):
+        async with lanes.lend() as client:
+            assert client is made[0]
+    await lanes.aclose()
+
+
+def test_a_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ConnectionLanes(httpx.AsyncClient, 0)

@@ -1,0 +1,74 @@
+"""The agent's receipts file: what is kept is found again after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from region_agent.receipt_store import ReceiptStore
+
+DAY = 86_400.0
+KEY = ("job-1", "cell-1", 1, "shape-digest")
+OTHER = ("job-1", "cell-2", 1, "shape-digest")
+
+
+async def test_a_kept_receipt_is_found_in_the_same_run_and_after_reopening(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "receipts.db"
+    store = await ReceiptStore.open(path, DAY)
+    assert await store.get(KEY) is None
+    await store.put(KEY, b"signed bytes")
+    assert await store.get(KEY) == b"signed bytes"
+    assert await store.get(OTHER) is None
+    await store.close()
+
+    reopened = await ReceiptStore.open(path, DAY)
+    try:
+        assert await reopened.get(KEY) == b"signed bytes"
+        assert await reopened.get(OTHER) is None
+    finally:
+        await reopened.close()
+
+
+async def test_the_file_decides_when_the_index_says_maybe(tmp_path: Path) -> None:
+    """The in-memory index only rules keys out: a key it lists whose row is
+    gone (as a hash collision would look) is read, and is not there."""
+    path = tmp_path / "receipts.db"
+    store = await ReceiptStore.open(path, DAY)
+    await store.put(KEY, b"signed bytes")
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM receipts")
+    try:
+        assert await store.get(KEY) is None
+    finally:
+        await store.close()
+
+
+async def test_concurrent_puts_are_all_kept(tmp_path: Path) -> None:
+    path = tmp_path / "receipts.db"
+    store = await ReceiptStore.open(path, DAY)
+    keys = [("job-1", f"cell-{n}", 1, "s") for n in range(50)]
+    await asyncio.gather(*(store.put(key, key[1].encode()) for key in keys))
+    await store.close()
+    reopened = await ReceiptStore.open(path, DAY)
+    try:
+        for key in keys:
+            assert await reopened.get(key) == key[1].encode()
+    finally:
+        await reopened.close()
+
+
+async def test_receipts_past_their_retention_are_dropped_on_open(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "receipts.db"
+    store = await ReceiptStore.open(path, DAY)
+    await store.put(KEY, b"old")
+    await store.close()
+    reopened = await ReceiptStore.open(path, -1.0)
+    try:
+        assert await reopened.get(KEY) is None
+    finally:
+        await reopened.close()
