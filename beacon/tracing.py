@@ -72,6 +72,11 @@ def configure(
     return provider.shutdown
 
 
+def enabled() -> bool:
+    """Whether `configure` turned tracing on in this process."""
+    return _on
+
+
 def _console_exporter() -> SpanExporter:
     def one_line(span: ReadableSpan) -> str:
         return str(span.to_json(indent=None)) + "\n"

@@ -45,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         help="questions of the Beacon-only run whose coordinator memory is "
         "compared with the 0 ms run's (0 skips it)",
     )
+    parser.add_argument(
+        "--unloaded-questions",
+        type=int,
+        default=10,
+        help="questions of a run at --slow-latency with one call in flight per "
+        "region, which shows the latency Beacon adds to a cell that waits "
+        "for no other (0 skips it)",
+    )
     parser.add_argument("--per-region", type=int, default=16)
     parser.add_argument("--state-dir", type=Path, help="keep state and logs here")
     args = parser.parse_args(argv)
@@ -68,6 +76,16 @@ def main(argv: list[str] | None = None) -> int:
             ratio_target=1.5,
         ),
     ]
+    if args.unloaded_questions:
+        scenarios.append(
+            Scenario(
+                "unloaded",
+                args.unloaded_questions,
+                args.slow_latency,
+                per_region=1,
+                ratio_target=1.10,
+            )
+        )
     if args.memory_questions:
         scenarios.append(
             Scenario(
@@ -81,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Beacon benchmark on {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory(prefix="beacon-bench-") as scratch:
         root = args.state_dir or Path(scratch)
-        results = [_run(scenario, root) for scenario in scenarios]
-    if len(results) == 3:
-        print("\n".join(MemoryGrowth(results[1], results[2]).lines()), flush=True)
+        results = {s.name: _run(s, root) for s in scenarios}
+    if "memory" in results:
+        growth = MemoryGrowth(results["fast"], results["memory"])
+        print("\n".join(growth.lines()), flush=True)
     # The numbers are reported, not judged; only a job that did not complete
     # every cell fails the run.
-    return 0 if all(r.all_completed for r in results) else 1
+    return 0 if all(r.all_completed for r in results.values()) else 1
 
 
 def _run(scenario: Scenario, root: Path) -> ScenarioResult:

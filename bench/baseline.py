@@ -21,6 +21,7 @@ import httpx
 from beacon.cells import Cell
 from beacon.http_lanes import ConnectionLanes
 from beacon.jobspec import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
+from bench.cpu import CpuUse
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class BaselineRun:
     seconds: float
     succeeded: int
     failed: int
+    cpu: CpuUse | None = None
 
 
 async def run_baseline(

@@ -16,6 +16,7 @@ from beacon.processes import ManagedProcess
 from beacon.timestamps import seconds as seconds_of
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2, receipt_pb2
+from bench.cpu import CpuSnapshot, CpuUse
 from bench.memory import peak_rss_mib
 from bench.plan import Scenario
 from chaos.deployment import Deployment
@@ -40,6 +41,10 @@ class BeaconRun:
     agent_peak_mib: float = 0.0
     # The coordinator's peak once it has also assembled the JobResult.
     coordinator_peak_with_result_mib: float | None = None
+    # CPU of every process when the last cell was final, and what the run
+    # used from its start to then.
+    cpu_at_end: CpuSnapshot = field(default_factory=lambda: CpuSnapshot({}))
+    cpu: CpuUse | None = None
 
 
 async def run_job(
@@ -66,6 +71,7 @@ async def run_job(
             raise RuntimeError(
                 f"job {job_id}: RunJob ended before every cell was final"
             )
+        run.cpu_at_end = CpuSnapshot.take(deployment.group.processes)
         call.cancel()
         run.coordinator_peak_mib = peak_rss_mib(coordinator.process.pid)
         run.agent_peak_mib = peak_rss_mib(agent.process.pid)

@@ -45,7 +45,7 @@ def scenario_lines(result: ScenarioResult) -> list[str]:
     lines += _latency_lines(
         "the coordinator verified and accepted the receipt",
         result.to_accepted,
-        False,
+        True,
     )
     lines += _latency_lines(
         "the outcome is stored and the cell reported final",
@@ -81,11 +81,15 @@ def _round_lines(number: int, one: Round) -> list[str]:
             f"{base.succeeded / base.seconds:8.1f} cells/s  "
             f"({base.succeeded} answered, {base.failed} failed)"
         )
+        if base.cpu is not None:
+            lines.append(f"      {base.cpu.describe()}")
     lines.append(
         f"    {'beacon (gRPC, signed, verified, stored)':<39} {beacon.seconds:8.2f} s "
         f"{beacon.final / beacon.seconds:8.1f} cells/s  "
         f"({beacon.completed} completed of {beacon.final} final)"
     )
+    if beacon.cpu is not None:
+        lines.append(f"      {beacon.cpu.describe()}")
     return lines
 
 

@@ -5,13 +5,16 @@ machine as nearly as can be."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beacon.processes import ManagedProcess
 from bench.baseline import BaselineRun, run_baseline
 from bench.beacon_run import BeaconRun, run_job
+from bench.cpu import CpuSnapshot, CpuUse
 from bench.latency import Spread, count_lines, delays_ms, read_reply_times, spread
 from bench.plan import ROUTER_CALL_SECONDS, Scenario
 from chaos.deployment import Deployment
@@ -93,8 +96,10 @@ async def run_scenario(
         for number in range(1, scenario.rounds + 1):
             job_id = f"bench-{scenario.name}-{number}"
             cells = scenario.cells_of(job_id)
+            processes = deployment.group.processes
             baseline = pooled = None
             if scenario.with_baseline:
+                before = CpuSnapshot.take(processes)
                 pooled = await run_baseline(
                     deployment.router_url,
                     cells,
@@ -102,17 +107,24 @@ async def run_scenario(
                     ROUTER_CALL_SECONDS,
                     lanes=False,
                 )
+                pooled = _with_cpu(pooled, before, processes, len(cells))
+                before = CpuSnapshot.take(processes)
                 baseline = await run_baseline(
                     deployment.router_url,
                     cells,
                     scenario.per_region,
                     ROUTER_CALL_SECONDS,
                 )
+                baseline = _with_cpu(baseline, before, processes, len(cells))
             # The router logs every call; this round's Beacon calls are the
             # lines between these two counts.
             first = count_lines(deployment.call_log)
+            before = CpuSnapshot.take(processes)
             beacon = await run_job(
                 deployment, scenario, job_id, fetch_result=fetch_result
+            )
+            beacon.cpu = CpuUse.between(
+                before, beacon.cpu_at_end, len(cells), beacon.seconds
             )
             replied = read_reply_times(
                 deployment.call_log, first, count_lines(deployment.call_log)
@@ -127,3 +139,12 @@ async def run_scenario(
     result.to_accepted = spread(accepted)
     result.to_reported = spread(reported)
     return result
+
+
+def _with_cpu(
+    run: BaselineRun, before: CpuSnapshot, processes: list[ManagedProcess], cells: int
+) -> BaselineRun:
+    after = CpuSnapshot.take(processes)
+    return dataclasses.replace(
+        run, cpu=CpuUse.between(before, after, cells, run.seconds)
+    )

@@ -48,6 +48,11 @@ CANCEL_REASON = "cancelled by a user before it finished"
 RECEIPT_GRACE_SECONDS = 2.0
 # An attempt with less time than this left is not sent.
 MIN_ATTEMPT_SECONDS = 1.0
+# Accepted receipts of one job whose decisions are being stored at once.
+# They share commits; past this many, the streams stop reading receipts
+# until some are stored (back-pressure), instead of each receipt waiting for
+# the commit of the one before it.
+SETTLING_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class JobRunner:
         self._all_final = asyncio.Event()
         self._cancel_requested = asyncio.Event()
         self._settling: set[asyncio.Task[None]] = set()
+        self._settling_room = asyncio.Semaphore(SETTLING_WINDOW)
         # Set once the run is over: nothing may arm a timer after that.
         self._ended = False
         self.counts = job_pb2.JobCounts()
@@ -128,6 +134,9 @@ class JobRunner:
         # open cells are built.
         records.clear()
         self._load_open_cells(next_attempts)
+        # Its keys are the store's copies of every open cell's id; kept in
+        # this frame they would stay for the whole run.
+        next_attempts.clear()
         await self._store.set_job_status(self.job_id, job_pb2.JOB_STATUS_RUNNING, None)
         self._publish(
             started=summary_of(
@@ -357,6 +366,24 @@ class JobRunner:
     async def received(
         self, receipt: receipt_pb2.Receipt, region: str, agent_address: str
     ) -> None:
+        """Judge a receipt and start storing the decision; returns before it
+        is stored unless SETTLING_WINDOW decisions are already being stored."""
+        await self._settling_room.acquire()
+        settling: asyncio.Task[None] | None = None
+        try:
+            settling = self._judge(receipt, region, agent_address)
+        finally:
+            if settling is None:
+                self._settling_room.release()
+            else:
+                settling.add_done_callback(lambda _: self._settling_room.release())
+
+    def _judge(
+        self, receipt: receipt_pb2.Receipt, region: str, agent_address: str
+    ) -> asyncio.Task[None] | None:
+        """Has no await, so two receipts for one attempt can never both be
+        accepted. Returns the task storing the decision; it outlives the
+        stream, so a stream that ends meanwhile does not cut it in half."""
         try:
             body = open_receipt(receipt, region, self._context.pinned)
             open_cell = self._awaiting_cell(body)
@@ -372,13 +399,11 @@ class JobRunner:
                 exc.reason,
                 exc.detail,
             )
-            return
-        # Taken before any await, so two receipts for one attempt can never
-        # both be accepted.
+            return None
         self._stop_awaiting(open_cell)
         observe.attempt_ended(self.job_id, body.cell_id, body.attempt, "answered")
         verdict = verdict_for_receipt(body, self._spec.max_attempts)
-        settle = self._start_settling(
+        return self._start_settling(
             open_cell,
             verdict,
             AttemptEnd(
@@ -393,9 +418,6 @@ class JobRunner:
                 public_key=self._context.pinned[region][receipt.key_id].raw,
             ),
         )
-        # The stream waits for the store (back-pressure), but a stream that
-        # ends meanwhile must not cut the decision in half.
-        await asyncio.shield(settle)
 
     def _sent_attempt(self, open_cell: OpenCell) -> SentAttempt:
         generation = self._spec.generation

@@ -339,6 +339,10 @@ class RegionStream:
     async def _pump(
         self, call: grpc.aio.StreamStreamCall, connection: _Connection
     ) -> None:
+        recorded: asyncio.Queue[
+            tuple[Pending, receipt_pb2.ExecuteRequest, asyncio.Future[bool]]
+        ] = asyncio.Queue()
+
         async def send() -> None:
             while True:
                 await self._sending.wait()
@@ -360,7 +364,18 @@ class RegionStream:
                     connection.slots.release()
                     continue
                 connection.in_flight.add(pending)
-                if not await self._feed.sent(pending, connection.address):
+                # Recorded as sent before it is sent. Cells sent together
+                # share the record's commit, instead of each waiting for the
+                # commit of the one before; write() keeps their order.
+                recording = asyncio.ensure_future(
+                    self._feed.sent(pending, connection.address)
+                )
+                recorded.put_nowait((pending, request, recording))
+
+        async def write() -> None:
+            while True:
+                pending, request, recording = await recorded.get()
+                if not await recording:
                     connection.release(pending)
                     continue
                 try:
@@ -381,7 +396,11 @@ class RegionStream:
                     self._answered.set()
                 await self._feed.received(receipt, self.region, connection.address)
 
-        tasks = {asyncio.create_task(send()), asyncio.create_task(receive())}
+        tasks = {
+            asyncio.create_task(send()),
+            asyncio.create_task(write()),
+            asyncio.create_task(receive()),
+        }
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -51,15 +51,18 @@ def create_app(config: RouterConfig) -> FastAPI:
 
     app = FastAPI(title="Beacon local router", lifespan=lifespan)
 
-    @app.middleware("http")
-    async def traced(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # A span per call, under the caller's router-call span when it sent one.
-        parent = request.headers.get(TRACEPARENT, "")
-        attributes = {"http.route": request.url.path}
-        with tracing.span(f"router {request.url.path}", attributes, parent):
-            return await call_next(request)
+    if tracing.enabled():
+        # Only when on: the middleware hands every reply through a task and
+        # a stream of its own, which costs each call a little time.
+        @app.middleware("http")
+        async def traced(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            # A span per call, under the caller's router-call span if it sent one.
+            parent = request.headers.get(TRACEPARENT, "")
+            attributes = {"http.route": request.url.path}
+            with tracing.span(f"router {request.url.path}", attributes, parent):
+                return await call_next(request)
 
     @app.post("/inference")
     async def inference(body: InferenceRequest, request: Request) -> Response:

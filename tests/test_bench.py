@@ -42,7 +42,7 @@ async def test_a_small_scenario_runs_every_cell_both_ways_and_times_each(
     assert only.beacon.agent_peak_mib > 0
     report = "\n".join(scenario_lines(result))
     assert "18 cells" in report
-    assert report.count("target <=") == 3
+    assert report.count("target <=") == 5
     assert "weaker floor" in report
     growth = "\n".join(MemoryGrowth(result, result).lines())
     assert "(x1.00)" in growth
