@@ -5,7 +5,15 @@ A receipt is written before it is sent. The file is in WAL mode with
 synchronous=NORMAL: a write survives the agent's process being killed, which
 is what this is for; an operating-system crash may lose the last writes, and
 then those attempts are executed again, as they would be without the file.
-Receipts signed at the same time share a transaction (group commit).
+
+Receipts are written on the event loop, all those signed in one turn of it
+in one transaction: a commit without fsync is one write to the WAL, cheaper
+than handing the receipt to a thread and waiting for that thread to get the
+interpreter lock on a busy agent. What may block (reads, and checkpoints,
+which fsync) runs on the store's thread, over a connection of its own.
+Writes pause while a checkpoint runs (receipts put meanwhile wait and then
+share one commit), so that it completes and the WAL starts over instead of
+growing for as long as receipts keep coming.
 
 Nearly every attempt is new, so the file is read only for attempts whose key
 it may hold: the store keeps the hash of every key written, and a lookup
@@ -14,12 +22,12 @@ whose hash is not among them needs no trip to the disk thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
 from pathlib import Path
 
-from beacon.group_commit import GroupCommit
 from beacon.sqlite_worker import SqliteWorker
 from region_agent.receipts import AttemptKey
 
@@ -37,6 +45,12 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 CREATE INDEX IF NOT EXISTS receipts_by_age ON receipts (stored_at);
 """
+INSERT = "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?, ?, ?)"
+# A WAL this large is checkpointed into the file (SQLite's own default is
+# 1,000 pages of 4 KiB).
+CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+
+Row = tuple[str, str, int, str, bytes, float]
 
 
 def _set_up(conn: sqlite3.Connection) -> None:
@@ -45,8 +59,13 @@ def _set_up(conn: sqlite3.Connection) -> None:
 
 class ReceiptStore:
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._worker = SqliteWorker(path, "receipts file", "NORMAL", _set_up)
-        self._writes = GroupCommit(self._worker.submit, lambda: self._worker.db)
+        # The event loop's own connection, for writes only; opened in open().
+        self._writer: sqlite3.Connection | None = None
+        self._batch: list[tuple[Row, asyncio.Future[None]]] = []
+        self._wal = path.with_name(path.name + "-wal")
+        self._checkpointing = False
         # hash() of every key in the file: a hit may be a collision and is
         # read to be sure; a miss is certain.
         self._maybe_kept: set[int] = set()
@@ -68,6 +87,11 @@ class ReceiptStore:
             return dropped
 
         dropped = await store._worker.run_blocking(clean_and_index)
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints fsync: the store's thread runs them, not the loop.
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        store._writer = writer
         logger.info(
             "dropped %d receipts kept longer than their retention; %d kept",
             dropped,
@@ -90,16 +114,79 @@ class ReceiptStore:
         return await self._worker.run_blocking(read)
 
     async def put(self, key: AttemptKey, receipt: bytes) -> None:
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?, ?, ?)",
-                (*key, receipt, time.time()),
-            )
-
+        """Returns once the receipt is committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._batch.append(((*key, receipt, time.time()), done))
+        if len(self._batch) == 1:
+            # Receipts put in this turn of the loop join this commit.
+            loop.call_soon(self._commit_batch)
         # Counted as kept before the write lands, so a repeat arriving
         # meanwhile reads the file (the book makes it wait for this one).
         self._maybe_kept.add(hash(key))
-        await self._writes.write(write)
+        await done
+
+    def _commit_batch(self) -> None:
+        if self._checkpointing or not self._batch:
+            # Committed once the checkpoint is done.
+            return
+        batch, self._batch = self._batch, []
+        error: Exception | None = None
+        try:
+            self._write([row for row, _ in batch])
+        except sqlite3.Error as exc:
+            error = exc
+        for _, done in batch:
+            if done.done():
+                continue
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+    def _write(self, rows: list[Row]) -> None:
+        writer = self._writer
+        if writer is None:
+            raise sqlite3.ProgrammingError("the receipts file is closed")
+        writer.execute("BEGIN")
+        try:
+            writer.executemany(INSERT, rows)
+            writer.execute("COMMIT")
+        except BaseException:
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            raise
+        try:
+            wal_bytes = self._wal.stat().st_size
+        except OSError:
+            return
+        if wal_bytes >= CHECKPOINT_WAL_BYTES:
+            self._start_checkpoint()
+
+    def _start_checkpoint(self) -> None:
+        self._checkpointing = True
+        try:
+            running = asyncio.ensure_future(self._worker.run_blocking(self._checkpoint))
+        except RuntimeError:
+            self._checkpointing = False
+            logger.debug("receipts file closing; checkpoint skipped")
+            return
+        running.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint(self) -> None:
+        self._worker.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _checkpoint_done(self, running: asyncio.Future[None]) -> None:
+        self._checkpointing = False
+        if not running.cancelled() and running.exception() is not None:
+            # The next checkpoint tries again; the receipts are in the WAL.
+            logger.warning("receipts file checkpoint failed: %s", running.exception())
+        self._commit_batch()
 
     async def close(self) -> None:
+        self._checkpointing = False
+        self._commit_batch()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         await self._worker.close()

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from region_agent.receipt_store import ReceiptStore
+from region_agent.receipt_store import CHECKPOINT_WAL_BYTES, ReceiptStore
 
 DAY = 86_400.0
 KEY = ("job-1", "cell-1", 1, "shape-digest")
@@ -72,3 +72,23 @@ async def test_receipts_past_their_retention_are_dropped_on_open(
         assert await reopened.get(KEY) is None
     finally:
         await reopened.close()
+
+
+async def test_the_write_ahead_log_is_checkpointed_as_receipts_are_written(
+    tmp_path: Path,
+) -> None:
+    """The loop's connection never checkpoints (that would fsync on the
+    loop); the store's thread does, so the WAL does not grow without end."""
+    path = tmp_path / "receipts.db"
+    store = await ReceiptStore.open(path, DAY)
+    receipt = b"r" * 2048
+    try:
+        for n in range(3000):
+            await store.put(("job-1", f"cell-{n}", 1, "s"), receipt)
+        wal = path.with_name(path.name + "-wal")
+        # Each receipt here is a commit of its own, some 20 KiB of WAL: 60 MiB
+        # in all without checkpoints.
+        assert wal.stat().st_size < 3 * CHECKPOINT_WAL_BYTES
+        assert await store.get(("job-1", "cell-2999", 1, "s")) == receipt
+    finally:
+        await store.close()
