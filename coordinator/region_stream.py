@@ -86,6 +86,11 @@ class _Connection:
         return True
 
 
+def _observed(done: asyncio.Future[bool]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
 def attempt_key(receipt: receipt_pb2.Receipt) -> Pending | None:
     """Which attempt a receipt claims to answer, before it is verified.
 
@@ -370,6 +375,9 @@ class RegionStream:
                 recording = asyncio.ensure_future(
                     self._feed.sent(pending, connection.address)
                 )
+                # write() raises its error; if the stream ends first, the
+                # error is dropped with the stream instead of logged at exit.
+                recording.add_done_callback(_observed)
                 recorded.put_nowait((pending, request, recording))
 
         async def write() -> None:

@@ -10,7 +10,9 @@ from typing import Any
 from beacon.client import open_channel
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
+from coordinator.sqlite_store import SqliteJobStore
 from region_agent.service import RegionAgentService
+from tests.support.flaky_store import FlakyStore
 from tests.support.router_process import start_router
 from tests.support.servers import start_agent, start_coordinator
 
@@ -119,3 +121,40 @@ async def test_concurrent_jobs_share_an_agents_capacity(tmp_path: Path) -> None:
     assert [r[-1].result.counts.completed for r in results] == [6, 6]
     assert eager[0].received == 12
     assert eager[0].most_in_flight == ADVERTISED
+
+
+async def test_a_stream_never_waits_for_one_cells_write_before_the_next(
+    tmp_path: Path,
+) -> None:
+    """With a slow store, the records of cells sent together are written
+    together, and so are the outcomes of receipts arriving together: a
+    stream that waited for each write before the next (each receipt of a
+    burst waiting for every earlier one's fsync) had one under way at most."""
+    stores: list[FlakyStore] = []
+
+    def slow(inner: SqliteJobStore) -> FlakyStore:
+        delays = {"record_attempt_sent": 0.2, "record_attempt_end": 0.2}
+        stores.append(FlakyStore(inner, delays))
+        return stores[-1]
+
+    with start_router(tmp_path, "--offline-latency", "0.05") as router:
+        agent = await start_agent(tmp_path, "us-east", router.url, capacity=16)
+        coordinator = await start_coordinator(tmp_path, [agent], wrap_store=slow)
+        job = job_pb2.JobSpec(
+            job_id="together-1", models=["m1", "m2"], regions=["us-east"]
+        )
+        for i in range(16):
+            job.questions.add(id=f"q{i}", text=f"Question {i}?")
+        try:
+            async with open_channel(coordinator.endpoint) as channel:
+                stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+                events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
+        finally:
+            await coordinator.stop()
+            await agent.stop()
+
+    assert events[-1].result.status == job_pb2.JOB_STATUS_COMPLETED
+    assert events[-1].result.counts.completed == 32
+    (store,) = stores
+    assert store.most_at_once["record_attempt_sent"] >= 8
+    assert store.most_at_once["record_attempt_end"] >= 8
