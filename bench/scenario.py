@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from beacon.processes import ManagedProcess
+from beacon.cells import Cell
 from bench.baseline import BaselineRun, run_baseline
 from bench.beacon_run import BeaconRun, run_job
 from bench.cpu import CpuSnapshot, CpuUse
@@ -99,23 +99,8 @@ async def run_scenario(
             processes = deployment.group.processes
             baseline = pooled = None
             if scenario.with_baseline:
-                before = CpuSnapshot.take(processes)
-                pooled = await run_baseline(
-                    deployment.router_url,
-                    cells,
-                    scenario.per_region,
-                    ROUTER_CALL_SECONDS,
-                    lanes=False,
-                )
-                pooled = _with_cpu(pooled, before, processes, len(cells))
-                before = CpuSnapshot.take(processes)
-                baseline = await run_baseline(
-                    deployment.router_url,
-                    cells,
-                    scenario.per_region,
-                    ROUTER_CALL_SECONDS,
-                )
-                baseline = _with_cpu(baseline, before, processes, len(cells))
+                pooled = await _baseline(deployment, scenario, cells, lanes=False)
+                baseline = await _baseline(deployment, scenario, cells, lanes=True)
             # The router logs every call; this round's Beacon calls are the
             # lines between these two counts.
             first = count_lines(deployment.call_log)
@@ -141,10 +126,19 @@ async def run_scenario(
     return result
 
 
-def _with_cpu(
-    run: BaselineRun, before: CpuSnapshot, processes: list[ManagedProcess], cells: int
+async def _baseline(
+    deployment: Deployment, scenario: Scenario, cells: list[Cell], *, lanes: bool
 ) -> BaselineRun:
+    processes = deployment.group.processes
+    before = CpuSnapshot.take(processes)
+    run = await run_baseline(
+        deployment.router_url,
+        cells,
+        scenario.per_region,
+        ROUTER_CALL_SECONDS,
+        lanes=lanes,
+    )
     after = CpuSnapshot.take(processes)
     return dataclasses.replace(
-        run, cpu=CpuUse.between(before, after, cells, run.seconds)
+        run, cpu=CpuUse.between(before, after, len(cells), run.seconds)
     )

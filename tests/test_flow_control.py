@@ -14,7 +14,7 @@ from coordinator.sqlite_store import SqliteJobStore
 from region_agent.service import RegionAgentService
 from tests.support.flaky_store import FlakyStore
 from tests.support.router_process import start_router
-from tests.support.servers import start_agent, start_coordinator
+from tests.support.servers import run_then_stop, start_agent, start_coordinator
 
 ADVERTISED = 2
 
@@ -145,16 +145,10 @@ async def test_a_stream_never_waits_for_one_cells_write_before_the_next(
         )
         for i in range(16):
             job.questions.add(id=f"q{i}", text=f"Question {i}?")
-        try:
-            async with open_channel(coordinator.endpoint) as channel:
-                stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
-                events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=job))]
-        finally:
-            await coordinator.stop()
-            await agent.stop()
+        result = await run_then_stop(coordinator, [agent], job)
 
-    assert events[-1].result.status == job_pb2.JOB_STATUS_COMPLETED
-    assert events[-1].result.counts.completed == 32
+    assert result.status == job_pb2.JOB_STATUS_COMPLETED
+    assert result.counts.completed == 32
     (store,) = stores
     assert store.most_at_once["record_attempt_sent"] >= 8
     assert store.most_at_once["record_attempt_end"] >= 8
