@@ -26,7 +26,13 @@ from coordinator.events import JobEvents
 from coordinator.outcomes import Verdict, verdict_for_failure, verdict_for_receipt
 from coordinator.region_stream import Pending, RegionStream, Replica
 from coordinator.results import summary_of
-from coordinator.store import AttemptEnd, CellFinal, CellRecord, JobRecord, JobStore
+from coordinator.store import (
+    AttemptEnd,
+    CellFinal,
+    JobRecord,
+    JobStore,
+    ResumePoints,
+)
 from coordinator.verify import (
     PinnedKeys,
     ReceiptRejected,
@@ -127,16 +133,8 @@ class JobRunner:
             self.events.close()
 
     async def _run(self) -> JobStatus:
-        records = await self._store.cells(self.job_id)
-        next_attempts = self._next_attempts(records)
-        # Emptied, not just dropped: the store's thread may still hold the
-        # list a moment, and a large job's records must be gone before its
-        # open cells are built.
-        records.clear()
-        self._load_open_cells(next_attempts)
-        # Its keys are the store's copies of every open cell's id; kept in
-        # this frame they would stay for the whole run.
-        next_attempts.clear()
+        # Passed on, not kept: of a large resumed job it is large.
+        self._load_open_cells(await self._store.resume_points(self.job_id))
         await self._store.set_job_status(self.job_id, job_pb2.JOB_STATUS_RUNNING, None)
         self._publish(
             started=summary_of(
@@ -203,30 +201,19 @@ class JobRunner:
             sum(stream.in_flight for stream in self._streams.values()),
         )
 
-    def _next_attempts(self, cells: Sequence[CellRecord]) -> dict[str, int]:
-        """Counts the stored outcomes; returns each open cell's next attempt."""
-        self.counts = job_counts.counts_of((c.status, c.classification) for c in cells)
-        # An attempt sent before a restart and never answered is sent again
-        # under the same number, so the agent can replay its receipt.
-        return {
-            c.cell_id: max(
-                c.last_attempt if c.last_attempt_open else c.last_attempt + 1, 1
-            )
-            for c in cells
-            if c.status == job_pb2.CELL_STATUS_OPEN
-        }
-
     async def _settled(self) -> None:
         """Wait until every decision being stored is stored (settling can
         start more settling, hence the loop)."""
         while self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
 
-    def _load_open_cells(self, next_attempts: Mapping[str, int]) -> None:
+    def _load_open_cells(self, resume: ResumePoints) -> None:
+        self.counts = job_counts.counts_of_tally(resume.tally)
         for cell in expand_cells(self._spec):
-            attempt = next_attempts.get(cell.cell_id)
-            if attempt is not None:
-                self._open[cell.cell_id] = OpenCell(cell=cell, attempt=attempt)
+            if cell.cell_id in resume.ended:
+                continue
+            attempt = resume.next_attempts.get(cell.cell_id, 1)
+            self._open[cell.cell_id] = OpenCell(cell=cell, attempt=attempt)
         if not self._open:
             self._all_final.set()
 

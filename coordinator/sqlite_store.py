@@ -27,6 +27,7 @@ from coordinator.store import (
     CellFinal,
     CellRecord,
     JobRecord,
+    ResumePoints,
 )
 
 logger = logging.getLogger(__name__)
@@ -277,6 +278,44 @@ class SqliteJobStore:
             return [(CellStatus(r[0]), Classification(r[1]), r[2]) for r in rows]
 
         return await self._run(tally)
+
+    async def resume_points(self, job_id: str) -> ResumePoints:
+        def resume_points() -> ResumePoints:
+            db = self._db
+            # One read transaction: the three reads see the same moment.
+            db.execute("BEGIN")
+            try:
+                tally = db.execute(
+                    "SELECT status, classification, COUNT(*) FROM cells"
+                    " WHERE job_id = ? GROUP BY status, classification",
+                    (job_id,),
+                ).fetchall()
+                ended = db.execute(
+                    "SELECT cell_id FROM cells WHERE job_id = ? AND status != ?",
+                    (job_id, OPEN),
+                )
+                ended_ids = frozenset(row[0] for row in ended)
+                moved = db.execute(
+                    "SELECT a.cell_id, MAX(a.attempt),"
+                    " SUM(a.finished_at IS NULL) > 0"
+                    " FROM attempts a JOIN cells c"
+                    " ON c.job_id = a.job_id AND c.cell_id = a.cell_id"
+                    " WHERE a.job_id = ? AND c.status = ? GROUP BY a.cell_id",
+                    (job_id, OPEN),
+                )
+                next_attempts = {
+                    cell_id: max(last if unanswered else last + 1, 1)
+                    for cell_id, last, unanswered in moved
+                }
+            finally:
+                db.execute("COMMIT")
+            return ResumePoints(
+                [(CellStatus(r[0]), Classification(r[1]), r[2]) for r in tally],
+                ended_ids,
+                next_attempts,
+            )
+
+        return await self._run(resume_points)
 
     async def attempts(self, job_id: str) -> list[AttemptRecord]:
         def attempts() -> list[AttemptRecord]:

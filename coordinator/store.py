@@ -44,6 +44,20 @@ class CellRecord:
     last_attempt_open: bool
 
 
+@dataclass(frozen=True)
+class ResumePoints:
+    """Where a job's cells stand, with only what (re)starting it needs."""
+
+    # How many cells have each (status, classification).
+    tally: list[tuple[CellStatus, Classification, int]]
+    # Cells no longer open.
+    ended: frozenset[str]
+    # The next attempt of each open cell that has had one; every other open
+    # cell starts at attempt 1. An attempt sent and never answered is sent
+    # again under its own number, so the agent can replay its receipt.
+    next_attempts: dict[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
     cell_id: str
@@ -114,6 +128,10 @@ class JobStore(Protocol):
         self, job_id: str
     ) -> list[tuple[CellStatus, Classification, int]]:
         """How many cells have each (status, classification)."""
+
+    async def resume_points(self, job_id: str) -> ResumePoints:
+        """What running the job needs from the store: of a new job, nothing
+        per cell; of one resumed, only the cells that have moved."""
 
     async def record_attempt_sent(
         self, job_id: str, cell_id: str, attempt: int, agent_address: str, now: float

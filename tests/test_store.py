@@ -58,3 +58,46 @@ async def test_a_finished_status_is_never_overwritten(tmp_path: Path) -> None:
         assert stored.token == "token"
     finally:
         await store.close()
+
+
+async def test_resume_points_name_only_the_cells_that_moved(tmp_path: Path) -> None:
+    """A cell never sent is not listed (it starts at attempt 1); one sent and
+    unanswered is sent again under its number; one whose attempt failed goes
+    on with the next; one ended is not resumed."""
+    message = job_pb2.JobSpec(job_id="resume-1", models=["m"], regions=["us-east"])
+    for name in ("untouched", "unanswered", "failed", "ended"):
+        message.questions.add(id=name, text=f"{name}?")
+    job = normalize_spec(message)
+    cells = {cell.question_id: cell for cell in expand_cells(job)}
+    store = await SqliteJobStore.open(tmp_path / "jobs.db")
+    try:
+        await store.create_job(job, "digest", "token", list(cells.values()), 1.0)
+        for name in ("unanswered", "failed", "ended"):
+            await store.record_attempt_sent(
+                job.job_id, cells[name].cell_id, 1, "agent", 2.0
+            )
+        failed = AttemptEnd(cells["failed"].cell_id, 1, 3.0, None, b"", False)
+        await store.record_attempt_end(job.job_id, failed, None)
+        answered = AttemptEnd(cells["ended"].cell_id, 1, 3.0, b"receipt", None, True)
+        final = CellFinal(
+            cells["ended"].cell_id,
+            job_pb2.CELL_STATUS_COMPLETED,
+            receipt_pb2.CLASSIFICATION_ANSWERED,
+            "",
+            1,
+        )
+        await store.record_attempt_end(job.job_id, answered, final)
+
+        resume = await store.resume_points(job.job_id)
+    finally:
+        await store.close()
+
+    assert resume.ended == {cells["ended"].cell_id}
+    assert resume.next_attempts == {
+        cells["unanswered"].cell_id: 1,
+        cells["failed"].cell_id: 2,
+    }
+    assert sorted((status, cells) for status, _, cells in resume.tally) == [
+        (job_pb2.CELL_STATUS_OPEN, 3),
+        (job_pb2.CELL_STATUS_COMPLETED, 1),
+    ]
