@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -35,6 +35,9 @@ class BaselineRun:
     succeeded: int
     failed: int
     cpu: CpuUse | None = None
+    # When this loop had read and checked each cell's reply (this host's
+    # clock): the floor for the first stretch of Beacon's added latency.
+    read_at: dict[str, float] = field(default_factory=dict)
 
 
 async def run_baseline(
@@ -55,6 +58,7 @@ async def run_baseline(
     for cell in cells:
         queues.setdefault(cell.region, asyncio.Queue()).put_nowait(cell)
     outcomes: list[bool] = []
+    read_at: dict[str, float] = {}
     tls_context = httpx.create_ssl_context()
 
     def make_client(connections: int) -> httpx.AsyncClient:
@@ -85,6 +89,7 @@ async def run_baseline(
             cell = queue.get_nowait()
             async with lend() as client:
                 outcomes.append(await _call(client, cell))
+                read_at[cell.cell_id] = time.time()
 
     try:
         started = time.perf_counter()
@@ -97,7 +102,7 @@ async def run_baseline(
         for close in closers:
             await close()
     succeeded = sum(outcomes)
-    return BaselineRun(seconds, succeeded, len(outcomes) - succeeded)
+    return BaselineRun(seconds, succeeded, len(outcomes) - succeeded, read_at=read_at)
 
 
 def _always(client: httpx.AsyncClient) -> Lend:

@@ -41,6 +41,11 @@ def scenario_lines(result: ScenarioResult) -> list[str]:
             f"    against httpx's own pool instead (weaker floor): {pooled:.2f}"
         )
     lines.append("  added latency after the router's reply (logged by the router):")
+    lines += _latency_lines(
+        "the baseline loop has read it (the floor for the next line)",
+        result.to_floor_read,
+        False,
+    )
     lines += _latency_lines("the agent has read it", result.to_agent_done, False)
     lines += _latency_lines(
         "the coordinator verified and accepted the receipt",

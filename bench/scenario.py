@@ -48,6 +48,9 @@ class Round:
 class ScenarioResult:
     scenario: Scenario
     rounds: list[Round] = field(default_factory=list)
+    # From the router's reply to the baseline loop having read and checked
+    # it: what any HTTP client pays, the floor for the agent's first stretch.
+    to_floor_read: Spread | None = None
     # Added latency over every round's cells, from the router's reply to:
     # the agent having read it (about to sign),
     to_agent_done: Spread | None = None
@@ -85,6 +88,7 @@ async def run_scenario(
     agent_done: list[float] = []
     accepted: list[float] = []
     reported: list[float] = []
+    floor_read: list[float] = []
     await asyncio.to_thread(deployment.start)
     try:
         # A first round of calls warms the router up, so that neither run
@@ -100,7 +104,12 @@ async def run_scenario(
             baseline = pooled = None
             if scenario.with_baseline:
                 pooled = await _baseline(deployment, scenario, cells, lanes=False)
+                first = count_lines(deployment.call_log)
                 baseline = await _baseline(deployment, scenario, cells, lanes=True)
+                replied = read_reply_times(
+                    deployment.call_log, first, count_lines(deployment.call_log)
+                )
+                floor_read += delays_ms(cells, replied, baseline.read_at)
             # The router logs every call; this round's Beacon calls are the
             # lines between these two counts.
             first = count_lines(deployment.call_log)
@@ -120,6 +129,7 @@ async def run_scenario(
             result.rounds.append(Round(baseline, beacon, pooled))
     finally:
         await asyncio.to_thread(deployment.stop)
+    result.to_floor_read = spread(floor_read)
     result.to_agent_done = spread(agent_done)
     result.to_accepted = spread(accepted)
     result.to_reported = spread(reported)

@@ -37,7 +37,7 @@ class CallLog:
         traceparent: str | None = None,
     ) -> None:
         entry = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
             "model": request.model,
             "prompt": request.prompt,
             "region_preference": request.region_preference,

@@ -35,7 +35,12 @@ async def test_a_small_scenario_runs_every_cell_both_ways_and_times_each(
     assert (only.pooled.succeeded, only.pooled.failed) == (18, 0)
     assert (only.beacon.completed, only.beacon.final) == (18, 18)
     assert result.all_completed
-    for measured in (result.to_agent_done, result.to_accepted, result.to_reported):
+    for measured in (
+        result.to_floor_read,
+        result.to_agent_done,
+        result.to_accepted,
+        result.to_reported,
+    ):
         assert measured is not None
         assert measured.samples == 18
     assert only.beacon.coordinator_peak_mib > 0
