@@ -59,7 +59,6 @@ def _set_up(conn: sqlite3.Connection) -> None:
 
 class ReceiptStore:
     def __init__(self, path: Path) -> None:
-        self._path = path
         self._worker = SqliteWorker(path, "receipts file", "NORMAL", _set_up)
         # The event loop's own connection, for writes only; opened in open().
         self._writer: sqlite3.Connection | None = None
@@ -165,12 +164,7 @@ class ReceiptStore:
 
     def _start_checkpoint(self) -> None:
         self._checkpointing = True
-        try:
-            running = asyncio.ensure_future(self._worker.run_blocking(self._checkpoint))
-        except RuntimeError:
-            self._checkpointing = False
-            logger.debug("receipts file closing; checkpoint skipped")
-            return
+        running = asyncio.ensure_future(self._worker.run_blocking(self._checkpoint))
         running.add_done_callback(self._checkpoint_done)
 
     def _checkpoint(self) -> None:
@@ -180,7 +174,7 @@ class ReceiptStore:
         self._checkpointing = False
         if not running.cancelled() and running.exception() is not None:
             # The next checkpoint tries again; the receipts are in the WAL.
-            logger.warning("receipts file checkpoint failed: %s", running.exception())
+            logger.warning("receipts file checkpoint failed: %r", running.exception())
         self._commit_batch()
 
     async def close(self) -> None:
