@@ -140,6 +140,9 @@ class HttpRouterClient:
             )
 
         self._lanes = ConnectionLanes(make_client, max_connections)
+        # Health has a client of its own: waiting for a lane behind calls
+        # that take their time would report a busy router as unhealthy.
+        self._health_client = make_client()
 
     @property
     def base_url(self) -> str:
@@ -301,8 +304,7 @@ class HttpRouterClient:
     async def health(self) -> tuple[bool, str]:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                async with self._lanes.lend() as client:
-                    resp = await client.get(self._health_url)
+                resp = await self._health_client.get(self._health_url)
         except TimeoutError:
             return False, (
                 f"no reply from {self._health_url} within {HEALTH_TIMEOUT_SECONDS:g}s"
@@ -316,6 +318,7 @@ class HttpRouterClient:
 
     async def aclose(self) -> None:
         await self._lanes.aclose()
+        await self._health_client.aclose()
 
 
 class HybridRouterClient(HttpRouterClient):

@@ -507,6 +507,29 @@ async def test_health(canned: CannedRouter, client: HybridRouterClient) -> None:
     assert "503" in detail
 
 
+async def test_health_is_answered_while_every_connection_is_busy(
+    canned: CannedRouter,
+) -> None:
+    """A router busy with slow calls is still healthy: the health check does
+    not wait behind them for a connection."""
+    router_client = HybridRouterClient(canned.url, max_connections=1)
+    canned.enqueue(CannedReply(hang=True))
+    call = asyncio.create_task(
+        router_client.infer(call_for("eu-west", "llama3.2-1b"), 30.0)
+    )
+    try:
+        for _ in range(200):
+            if canned.requests:
+                break
+            await asyncio.sleep(0.01)
+        healthy, detail = await router_client.health()
+    finally:
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        await router_client.aclose()
+    assert healthy is True, detail
+
+
 async def test_satisfies_protocol(client: HybridRouterClient) -> None:
     as_protocol: RouterClient = client
     assert as_protocol.kind == "hybrid"
