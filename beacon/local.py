@@ -53,6 +53,29 @@ class LocalDeployment:
         return Endpoint(self.coordinator, self.token)
 
 
+def agent_command(
+    region: str,
+    router_url: str,
+    key_path: Path,
+    *extra: str,
+    listen: str = "127.0.0.1:0",
+) -> list[str]:
+    """`beacon agent` for `region`, as ProcessGroup.start takes it."""
+    return [
+        "beacon",
+        "agent",
+        "--region",
+        region,
+        "--router",
+        router_url,
+        "--signing-key",
+        str(key_path),
+        "--listen",
+        listen,
+        *extra,
+    ]
+
+
 def ensure_region_key(keys_dir: Path, region: str) -> tuple[Path, str]:
     """The region's signing key file and public key, created on first use."""
     path = keys_dir / f"{region}.key"
@@ -98,21 +121,14 @@ def start_local(
         key_path, public_key = ensure_region_key(state_dir / "keys", region)
         agent = group.start(
             f"agent-{region}",
-            [
-                "beacon",
-                "agent",
-                "--region",
+            agent_command(
                 region,
-                "--router",
                 router_url,
-                "--signing-key",
-                str(key_path),
-                "--listen",
-                "127.0.0.1:0",
+                key_path,
                 *METRICS_ARGS,
                 "--receipts-file",
                 str(state_dir / "receipts" / f"{region}.db"),
-            ],
+            ),
         )
         agents[region] = (agent, public_key)
     tokens_file = state_dir / "tokens.yaml"

@@ -18,7 +18,7 @@ import grpc
 import yaml
 
 from beacon.client import Endpoint, open_channel
-from beacon.local import ensure_region_key, write_run_token
+from beacon.local import agent_command, ensure_region_key, write_run_token
 from beacon.processes import ManagedProcess, ProcessGroup
 
 logger = logging.getLogger(__name__)
@@ -128,23 +128,17 @@ class Deployment:
     def start_agent(self, agent: AgentSlot, *, wait: bool = True) -> None:
         agent.process = self.group.start(
             agent.name,
-            [
-                "beacon",
-                "agent",
-                "--region",
+            agent_command(
                 agent.region,
-                "--router",
                 self.router_url,
-                "--signing-key",
-                str(agent.key_path),
-                "--listen",
-                agent.address,
+                agent.key_path,
                 "--capacity",
                 str(agent.capacity),
                 # Kept across restarts, like the agent's key.
                 "--receipts-file",
                 str(self.state_dir / "receipts" / f"{agent.name}.db"),
-            ],
+                listen=agent.address,
+            ),
         )
         if wait:
             agent.process.wait_ready()

@@ -17,7 +17,7 @@ from beacon.v1 import (
     region_agent_service_pb2,
     region_agent_service_pb2_grpc,
 )
-from tests.support.canned_router import free_port_then_close
+from chaos.deployment import free_port
 from tests.support.router_process import RunningRouter, read_call_log
 from tests.support.servers import RunningAgent, start_agent
 
@@ -181,9 +181,7 @@ async def test_unreachable_router_is_a_retryable_failure_receipt(
     tmp_path: Path,
 ) -> None:
     """A router that cannot be reached fails the cell in a receipt, not the stream."""
-    dead = await start_agent(
-        tmp_path, "eu-west", f"http://127.0.0.1:{free_port_then_close()}"
-    )
+    dead = await start_agent(tmp_path, "eu-west", f"http://127.0.0.1:{free_port()}")
     try:
         async with grpc.aio.insecure_channel(dead.address) as channel:
             stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)

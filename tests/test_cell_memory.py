@@ -59,9 +59,9 @@ async def _traced_bytes_per_open_cell(tmp_path: Path, questions: int) -> float:
     import tracemalloc
 
     from beacon.signing import SigningKey
+    from chaos.deployment import free_port
     from coordinator.config import CoordinatorConfig
     from coordinator.jobs import JobManager
-    from tests.support.canned_router import free_port_then_close
 
     config = CoordinatorConfig.model_validate(
         {
@@ -70,7 +70,7 @@ async def _traced_bytes_per_open_cell(tmp_path: Path, questions: int) -> float:
                 "us-east": {
                     "agents": [
                         {
-                            "address": f"127.0.0.1:{free_port_then_close()}",
+                            "address": f"127.0.0.1:{free_port()}",
                             "public_key": SigningKey.generate().public.b64,
                         }
                     ]

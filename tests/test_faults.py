@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from beacon.client import open_channel
 from beacon.tokens import TOKEN_ENV
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2, receipt_pb2
@@ -29,7 +28,7 @@ from tests.support.router_process import (
     pending_fault_rules,
     start_router,
 )
-from tests.support.servers import start_agent, start_coordinator
+from tests.support.servers import run_then_stop, start_agent, start_coordinator
 
 pytestmark = pytest.mark.e2e
 
@@ -256,15 +255,7 @@ async def run_in_process(
 ) -> job_pb2.JobResult:
     agent = await start_agent(tmp_path, "us-east", router_url)
     coordinator = await start_coordinator(tmp_path, [agent], retry_base_seconds=0.05)
-    try:
-        async with open_channel(coordinator.endpoint) as channel:
-            stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
-            events = [e async for e in stub.RunJob(pb.RunJobRequest(spec=spec))]
-    finally:
-        await coordinator.stop()
-        await agent.stop()
-    result: job_pb2.JobResult = events[-1].result
-    return result
+    return await run_then_stop(coordinator, [agent], spec)
 
 
 def one_cell(job_id: str, **fields: object) -> job_pb2.JobSpec:

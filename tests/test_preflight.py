@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from beacon.signing import SigningKey
+from chaos.deployment import free_port
 from coordinator.preflight import check_agent
 from coordinator.region_stream import Replica
-from tests.support.canned_router import free_port_then_close
 from tests.support.router_process import RunningRouter
 from tests.support.servers import start_agent
 
@@ -25,7 +25,7 @@ async def test_each_misconfiguration_is_named(
             "eu-west", Replica(agent.address, SigningKey.generate().public)
         )
         down = await check_agent(
-            "eu-west", Replica(f"127.0.0.1:{free_port_then_close()}", agent.key.public)
+            "eu-west", Replica(f"127.0.0.1:{free_port()}", agent.key.public)
         )
     finally:
         await agent.stop()

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from beacon.cells import cell_id_for
 from beacon.client import open_channel
 from beacon.digests import sha256_hex
+from beacon.local import agent_command
 from beacon.processes import ProcessGroup
 from beacon.serving import DEFAULT_GRACE_SECONDS, ServingServer
 from beacon.signing import SigningKey
@@ -26,6 +27,7 @@ from beacon.v1 import (
     receipt_pb2,
     region_agent_service_pb2_grpc,
 )
+from chaos.deployment import free_port
 from coordinator import metrics as coordinator_metrics
 from coordinator.jobs import CoordinatorStopping
 from region_agent.receipts import seal
@@ -33,7 +35,6 @@ from region_agent.service import RegionAgentService
 from tests.support.canned_router import (
     CannedReply,
     RecordedRequest,
-    free_port_then_close,
     serve_canned_router,
 )
 from tests.support.eventually import eventually
@@ -44,7 +45,7 @@ from tests.support.router_process import (
     read_call_log,
     start_router,
 )
-from tests.support.servers import agent_command, start_agent, start_coordinator
+from tests.support.servers import start_agent, start_coordinator
 
 SHORT = job_pb2.Timeouts(
     router_call_seconds=1, cell_attempt_seconds=1.5, job_seconds=30
@@ -634,7 +635,7 @@ def _unreachable(region: str) -> Any:
     class Unreachable:
         def __init__(self) -> None:
             self.region = region
-            self.address = f"127.0.0.1:{free_port_then_close()}"
+            self.address = f"127.0.0.1:{free_port()}"
             self.key = SigningKey.generate()
 
     return Unreachable()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from beacon.v1 import receipt_pb2
+from chaos.deployment import free_port
 from region_agent.router_client import (
     HybridRouterClient,
     InferenceCall,
@@ -23,7 +24,6 @@ from tests.support.canned_router import (
     INFERENCE,
     CannedReply,
     CannedRouter,
-    free_port_then_close,
     serve_canned_router,
 )
 
@@ -440,7 +440,7 @@ async def test_out_of_range_token_count_is_invalid(
 
 
 async def test_connection_refused() -> None:
-    url = f"http://127.0.0.1:{free_port_then_close()}"
+    url = f"http://127.0.0.1:{free_port()}"
     router_client = HybridRouterClient(url)
     try:
         reply = await router_client.infer(call_for("eu-west", "llama3.2-1b"), TIMEOUT)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from beacon.local import agent_command
 from beacon.processes import ProcessGroup
 from beacon.signing import SigningKey
 from tests.support.router_process import RunningRouter
-from tests.support.servers import agent_command
 
 pytestmark = pytest.mark.e2e
 

@@ -232,14 +232,6 @@ class CannedRouter:
         return Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
 
 
-def free_port_then_close() -> int:
-    """A loopback port that was just free and now has no listener."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @contextmanager
 def serve_canned_router() -> Iterator[CannedRouter]:
     """Run a CannedRouter on 127.0.0.1 (a free port) until the block ends."""

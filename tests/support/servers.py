@@ -136,20 +136,3 @@ async def run_then_stop(
     assert events[-1].HasField("result"), "RunJob must end with the JobResult"
     result: job_pb2.JobResult = events[-1].result
     return result
-
-
-def agent_command(region: str, router_url: str, key: Path, *extra: str) -> list[str]:
-    """`beacon agent` on a free loopback port, as ProcessGroup.start takes it."""
-    return [
-        "beacon",
-        "agent",
-        "--region",
-        region,
-        "--router",
-        router_url,
-        "--signing-key",
-        str(key),
-        "--listen",
-        "127.0.0.1:0",
-        *extra,
-    ]
