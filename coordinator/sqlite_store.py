@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from beacon.cells import Cell
-from beacon.group_commit import GroupCommit
 from beacon.sqlite_worker import SqliteWorker
 from beacon.statuses import CellStatus, Classification, JobStatus
 from beacon.v1 import job_pb2
 from coordinator import metrics
+from coordinator.group_commit import GroupCommit
 from coordinator.store import (
     AttemptEnd,
     AttemptRecord,

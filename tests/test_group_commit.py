@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from beacon.group_commit import GroupCommit
+from coordinator.group_commit import GroupCommit
 
 
 @pytest.fixture
