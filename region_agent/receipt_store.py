@@ -65,6 +65,7 @@ class ReceiptStore:
         self._batch: list[tuple[Row, asyncio.Future[None]]] = []
         self._wal = path.with_name(path.name + "-wal")
         self._checkpointing = False
+        self.checkpoints = 0
         # hash() of every key in the file: a hit may be a collision and is
         # read to be sure; a miss is certain.
         self._maybe_kept: set[int] = set()
@@ -90,6 +91,10 @@ class ReceiptStore:
         writer.execute("PRAGMA synchronous=NORMAL")
         # Checkpoints fsync: the store's thread runs them, not the loop.
         writer.execute("PRAGMA wal_autocheckpoint=0")
+        # SQLite reuses a checkpointed WAL from its start but leaves the file
+        # at its largest size; cut back at each restart, the file's size
+        # stays what has been written since the last checkpoint.
+        writer.execute("PRAGMA journal_size_limit=0")
         store._writer = writer
         logger.info(
             "dropped %d receipts kept longer than their retention; %d kept",
@@ -164,6 +169,7 @@ class ReceiptStore:
 
     def _start_checkpoint(self) -> None:
         self._checkpointing = True
+        self.checkpoints += 1
         running = asyncio.ensure_future(self._worker.run_blocking(self._checkpoint))
         running.add_done_callback(self._checkpoint_done)
 

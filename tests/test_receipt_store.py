@@ -92,3 +92,21 @@ async def test_the_write_ahead_log_is_checkpointed_as_receipts_are_written(
         assert await store.get(("job-1", "cell-2999", 1, "s")) == receipt
     finally:
         await store.close()
+
+
+async def test_a_checkpoint_runs_once_per_wal_of_receipts_not_per_commit(
+    tmp_path: Path,
+) -> None:
+    """SQLite leaves a checkpointed WAL file at its largest size, so a store
+    that judged the WAL by its file's size checkpointed (and fsynced) after
+    every commit once the file had first grown that large."""
+    path = tmp_path / "receipts.db"
+    store = await ReceiptStore.open(path, DAY)
+    receipt = b"r" * 2048
+    try:
+        for n in range(3000):
+            await store.put(("job-1", f"cell-{n}", 1, "s"), receipt)
+        # Some 20 KiB of WAL per commit, 60 MiB in all: about 15 WALs' worth.
+        assert 5 <= store.checkpoints <= 40
+    finally:
+        await store.close()
