@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from pathlib import Path
 from google.protobuf import json_format
 from rich.console import Console
 
-from beacon import logs
+from beacon import event_loop, logs
 from beacon.cells import cell_count
 from beacon.client import CoordinatorClient, CoordinatorError, Endpoint
 from beacon.job_file import check_job_file
@@ -56,7 +55,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     flush = config.start_observing(f"beacon-agent-{config.region}")
     try:
-        asyncio.run(run_agent(config))
+        event_loop.run(run_agent(config))
     finally:
         flush()
     return 0
@@ -69,7 +68,7 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     flush = config.start_observing("beacon-coordinator")
     try:
-        asyncio.run(run_coordinator(config))
+        event_loop.run(run_coordinator(config))
     finally:
         flush()
     return 0
@@ -132,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = _load_spec(args.job)
     console = _console()
-    result = asyncio.run(run_job(_endpoint(args), spec, console))
+    result = event_loop.run(run_job(_endpoint(args), spec, console))
     print_result(console, result, None)
     if args.output:
         args.output.write_text(json_format.MessageToJson(result), encoding="utf-8")
@@ -149,7 +148,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         state = "submitted" if reply.created else "already exists"
         print(f"{reply.job_id} {state} ({reply.cells} cells)")
 
-    asyncio.run(submit())
+    event_loop.run(submit())
     return 0
 
 
@@ -158,7 +157,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         async with CoordinatorClient(_endpoint(args)) as client:
             return await client.result(args.job_id)
 
-    result = asyncio.run(show())
+    result = event_loop.run(show())
     if args.format == "json":
         print(json_format.MessageToJson(result))
     else:
@@ -170,7 +169,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from beacon.progress import watch_job
 
     console = _console()
-    result = asyncio.run(watch_job(_endpoint(args), args.job_id, console))
+    result = event_loop.run(watch_job(_endpoint(args), args.job_id, console))
     print_result(console, result, None)
     return 0
 
@@ -199,7 +198,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if token:
             print(f"(the newest {len(jobs)} are shown; pass --limit for more)")
 
-    asyncio.run(list_jobs())
+    event_loop.run(list_jobs())
     return 0
 
 
@@ -209,7 +208,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             job = await client.cancel(args.job_id)
         print(f"{job.job_id} {job_status_name(job.status)}")
 
-    asyncio.run(cancel())
+    event_loop.run(cancel())
     return 0
 
 

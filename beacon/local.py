@@ -6,7 +6,6 @@ router's call log and exported results.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import yaml
 from google.protobuf import json_format
 from rich.console import Console
 
+from beacon import event_loop
 from beacon.client import Endpoint
 from beacon.job_file import check_job_file
 from beacon.metrics_http import ANNOUNCEMENT as METRICS_ANNOUNCEMENT
@@ -170,7 +170,7 @@ def run_local(
             f"regions {', '.join(KNOWN_REGIONS)}"
         )
         started = time.monotonic()
-        result = asyncio.run(run_job(deployment.endpoint, spec, console))
+        result = event_loop.run(run_job(deployment.endpoint, spec, console))
         elapsed = time.monotonic() - started
         scraped = scrape_metrics(deployment, state_dir / "metrics")
     finally:

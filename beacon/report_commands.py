@@ -4,7 +4,6 @@ warning when the job has not finished)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
+from beacon import event_loop
 from beacon.client import CoordinatorClient, Endpoint
 from beacon.diff import diff_lines, diff_results
 from beacon.export import FORMATS, export
@@ -33,7 +33,7 @@ async def _fetch(endpoint: Endpoint, *job_ids: str) -> list[job_pb2.JobResult]:
 
 def _results(args: argparse.Namespace, *job_ids: str) -> list[job_pb2.JobResult]:
     endpoint_of: EndpointOf = args.endpoint_of
-    return asyncio.run(_fetch(endpoint_of(args), *job_ids))
+    return event_loop.run(_fetch(endpoint_of(args), *job_ids))
 
 
 class ResultFileError(ValueError):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+from beacon import event_loop
 from bench.plan import Scenario
 from bench.report import MemoryGrowth, scenario_lines
 from bench.scenario import ScenarioResult, run_scenario
@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                 with_baseline=False,
             )
         )
-    print(f"Beacon benchmark on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"Beacon benchmark on {os.cpu_count()} CPUs; every process and the "
+        f"baseline run on the {event_loop.name()} event loop",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="beacon-bench-") as scratch:
         root = args.state_dir or Path(scratch)
         results = {s.name: _run(s, root) for s in scenarios}
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(scenario: Scenario, root: Path) -> ScenarioResult:
-    result = asyncio.run(
+    result = event_loop.run(
         run_scenario(
             scenario,
             root / scenario.name,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 import tempfile
 from pathlib import Path
 
+from beacon import event_loop
 from chaos.plan import ChaosPlan
 from chaos.run import run_chaos
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(plan.router_restarts_at)}",
             flush=True,
         )
-        report = asyncio.run(run_chaos(plan, state_dir))
+        report = event_loop.run(run_chaos(plan, state_dir))
     for line in report.lines():
         print(line)
     print("promises kept" if report.kept_promises else "PROMISES BROKEN")

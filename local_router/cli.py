@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from typing import Any, NoReturn, TypeVar
 
+from beacon import event_loop
 from beacon.regions import KNOWN_REGIONS
 from beacon.settings import add_server_flags, load_settings, server_flag_values
 from beacon.timeouts import DEFAULT_UPSTREAM_SECONDS
@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(exc, 2)
     flush = config.start_observing("beacon-router")
     try:
-        asyncio.run(serve(config))
+        event_loop.run(serve(config))
     except ConfigError as exc:
         return _fail(exc, 2)
     except RouterStartupError as exc:
