@@ -11,9 +11,13 @@ in one transaction: a commit without fsync is one write to the WAL, cheaper
 than handing the receipt to a thread and waiting for that thread to get the
 interpreter lock on a busy agent. What may block (reads, and checkpoints,
 which fsync) runs on the store's thread, over a connection of its own.
-Writes pause while a checkpoint runs (receipts put meanwhile wait and then
-share one commit), so that it completes and the WAL starts over instead of
-growing for as long as receipts keep coming.
+A checkpoint runs in two steps. The first copies the WAL into the file
+while receipts go on being written; it takes milliseconds (it fsyncs), and
+a receipt held back for it would be sent that much later. The second copies
+what was written meanwhile, with writes paused (receipts put meanwhile wait
+and then share one commit): a checkpoint that ends with no write since its
+start is what lets the WAL start over, instead of growing for as long as
+receipts keep coming.
 
 Nearly every attempt is new, so the file is read only for attempts whose key
 it may hold: the store keeps the hash of every key written, and a lookup
@@ -65,6 +69,7 @@ class ReceiptStore:
         self._batch: list[tuple[Row, asyncio.Future[None]]] = []
         self._wal = path.with_name(path.name + "-wal")
         self._checkpointing = False
+        self._writes_paused = False
         self.checkpoints = 0
         # hash() of every key in the file: a hit may be a collision and is
         # read to be sure; a miss is certain.
@@ -131,7 +136,7 @@ class ReceiptStore:
         await done
 
     def _commit_batch(self) -> None:
-        if self._checkpointing or not self._batch:
+        if self._writes_paused or not self._batch:
             # Committed once the checkpoint is done.
             return
         batch, self._batch = self._batch, []
@@ -164,27 +169,44 @@ class ReceiptStore:
             wal_bytes = self._wal.stat().st_size
         except OSError:
             return
-        if wal_bytes >= CHECKPOINT_WAL_BYTES:
+        if wal_bytes >= CHECKPOINT_WAL_BYTES and not self._checkpointing:
             self._start_checkpoint()
 
     def _start_checkpoint(self) -> None:
         self._checkpointing = True
         self.checkpoints += 1
         running = asyncio.ensure_future(self._worker.run_blocking(self._checkpoint))
-        running.add_done_callback(self._checkpoint_done)
+        running.add_done_callback(self._copied_while_writing)
 
     def _checkpoint(self) -> None:
         self._worker.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    def _checkpoint_done(self, running: asyncio.Future[None]) -> None:
+    def _copied_while_writing(self, running: asyncio.Future[None]) -> None:
+        if self._failed(running) or self._writer is None:
+            self._checkpointing = False
+            return
+        self._writes_paused = True
+        finishing = asyncio.ensure_future(self._worker.run_blocking(self._checkpoint))
+        finishing.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, finishing: asyncio.Future[None]) -> None:
+        self._failed(finishing)
         self._checkpointing = False
-        if not running.cancelled() and running.exception() is not None:
-            # The next checkpoint tries again; the receipts are in the WAL.
-            logger.warning("receipts file checkpoint failed: %r", running.exception())
+        self._writes_paused = False
         self._commit_batch()
 
+    @staticmethod
+    def _failed(step: asyncio.Future[None]) -> bool:
+        if step.cancelled():
+            return True
+        if step.exception() is not None:
+            # The next checkpoint tries again; the receipts are in the WAL.
+            logger.warning("receipts file checkpoint failed: %r", step.exception())
+            return True
+        return False
+
     async def close(self) -> None:
-        self._checkpointing = False
+        self._writes_paused = False
         self._commit_batch()
         if self._writer is not None:
             self._writer.close()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
+
+import pytest
 
 from region_agent.receipt_store import CHECKPOINT_WAL_BYTES, ReceiptStore
 
@@ -109,4 +112,52 @@ async def test_a_checkpoint_runs_once_per_wal_of_receipts_not_per_commit(
         # Some 20 KiB of WAL per commit, 60 MiB in all: about 15 WALs' worth.
         assert 5 <= store.checkpoints <= 40
     finally:
+        await store.close()
+
+
+async def test_receipts_are_written_while_a_checkpoint_copies_the_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint fsyncs; a receipt held back for all of it would be sent
+    that much later. Only its short last step pauses writes."""
+    path = tmp_path / "receipts.db"
+    store = await ReceiptStore.open(path, DAY)
+    copying = threading.Event()
+    let_go = threading.Event()
+    steps: list[int] = []
+    checkpoint = store._checkpoint
+
+    def held_checkpoint() -> None:
+        steps.append(1)
+        if len(steps) == 1:
+            copying.set()
+            let_go.wait(30)
+        checkpoint()
+
+    monkeypatch.setattr(store, "_checkpoint", held_checkpoint)
+    receipt = b"r" * 2048
+    try:
+        n = 0
+        while store.checkpoints == 0:
+            await store.put(("job-1", f"cell-{n}", 1, "s"), receipt)
+            n += 1
+        assert await asyncio.to_thread(copying.wait, 30)
+        # Held in the first step: the put still commits. Were writes paused
+        # for the whole checkpoint, it would wait for let_go, which is only
+        # set after it.
+        done, _ = await asyncio.wait(
+            {asyncio.ensure_future(store.put(("job-1", "during", 1, "s"), receipt))},
+            timeout=30,
+        )
+        let_go.set()
+        assert done, "a receipt waited for the checkpoint's first step"
+        assert await store.get(("job-1", "during", 1, "s")) == receipt
+        for _ in range(3000):
+            if len(steps) == 2:
+                break
+            await asyncio.sleep(0.01)
+        # ...and its last step ran, with writes paused.
+        assert len(steps) == 2
+    finally:
+        let_go.set()
         await store.close()
