@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from beacon.plain_text import is_blank, visible_text, words
+from beacon.plain_text import is_blank_visible, visible_text, words
 from beacon.refusal_rules import (
     BOILERPLATE,
     DEFLECTION_RULES,
@@ -101,9 +101,10 @@ def _carries_on_after(text: str, refusal_end: int) -> bool:
 
 def classify_answer(text: str) -> ClassifiedAnswer:
     """Classify one model answer as ANSWERED, REFUSED or EMPTY."""
-    if is_blank(text):
+    visible = visible_text(text)
+    if is_blank_visible(visible):
         return ClassifiedAnswer(receipt_pb2.CLASSIFICATION_EMPTY)
-    normalised = visible_text(text).strip()
+    normalised = visible.strip()
     # Search a little past the opening so a phrase that starts inside it but
     # ends after it still matches in full.
     found = _first_refusal(normalised[: OPENING_CHARS + 200])

@@ -43,16 +43,25 @@ _UNSPACED_RUN: Final = re.compile(rf"[{UNSPACED_SCRIPT}]")
 
 def visible_text(text: str) -> str:
     """NFKC-normalised text without format characters, apostrophes as ASCII."""
-    folded = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES))
+    mapped = text.translate(_APOSTROPHES)
+    if mapped.isascii():
+        # NFKC leaves ASCII as it is, and no ASCII character is a format
+        # character: most answers need no walk over their characters.
+        return mapped
+    folded = unicodedata.normalize("NFKC", mapped)
     return "".join(c for c in folded if unicodedata.category(c) != "Cf")
 
 
 def is_blank(text: str) -> bool:
     """True when no letter, digit or symbol is left to read (spaces,
     punctuation and invisible characters only)."""
+    return is_blank_visible(visible_text(text))
+
+
+def is_blank_visible(visible: str) -> bool:
+    """is_blank() of text that visible_text() has already made visible."""
     return not any(
-        unicodedata.category(c)[0] in "LNS" and c not in _BLANK_LETTERS
-        for c in visible_text(text)
+        unicodedata.category(c)[0] in "LNS" and c not in _BLANK_LETTERS for c in visible
     )
 
 
