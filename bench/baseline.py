@@ -9,24 +9,23 @@ adds is measured against this.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 
 from beacon.cells import Cell
-from beacon.http_lanes import ConnectionLanes
+from beacon.http_lanes import ConnectionLanes, json_post, one_connection_transport, send
 from beacon.jobspec import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
 from bench.cpu import CpuUse
+from region_agent.router_client import INFERENCE_PATH
 
 logger = logging.getLogger(__name__)
 
-# Lends a client for one call.
-Lend = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
+# Makes one cell's call and says whether the router answered it.
+Call = Callable[[Cell], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -48,10 +47,10 @@ async def run_baseline(
     *,
     lanes: bool = True,
 ) -> BaselineRun:
-    """With `lanes`, connections are arranged as an agent arranges them (a
-    client of one connection per call in flight, beacon.http_lanes), so the
-    floor pays for HTTP what an agent pays. Without, each region has one
-    client and httpx's own pool of `per_region` connections: httpx out of
+    """With `lanes`, calls are made as an agent makes them (straight to a
+    transport of one connection per call in flight, beacon.http_lanes), so
+    the floor pays for HTTP what an agent pays. Without, each region has one
+    httpx client and its own pool of `per_region` connections: httpx out of
     the box. Either way one set per region, as each agent has its own, all
     driven by this one event loop."""
     queues: dict[str, asyncio.Queue[Cell]] = {}
@@ -60,43 +59,41 @@ async def run_baseline(
     outcomes: list[bool] = []
     read_at: dict[str, float] = {}
     tls_context = httpx.create_ssl_context()
-
-    def make_client(connections: int) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=router_url,
-            verify=tls_context,
-            limits=httpx.Limits(
-                max_connections=connections, max_keepalive_connections=connections
-            ),
-            timeout=timeout_seconds,
-            trust_env=False,
-        )
+    url = router_url.rstrip("/") + INFERENCE_PATH
 
     closers: list[Callable[[], Awaitable[None]]] = []
-    lenders: list[Lend] = []
+    callers: list[Call] = []
     for _ in queues:
         if lanes:
-            region = ConnectionLanes(lambda: make_client(1), per_region)
-            lenders.append(region.lend)
+            region = ConnectionLanes(
+                lambda: one_connection_transport(tls_context), per_region
+            )
+            callers.append(_on_lanes(region, url, timeout_seconds))
             closers.append(region.aclose)
         else:
-            shared = make_client(per_region)
-            lenders.append(_always(shared))
+            shared = httpx.AsyncClient(
+                verify=tls_context,
+                limits=httpx.Limits(
+                    max_connections=per_region, max_keepalive_connections=per_region
+                ),
+                timeout=timeout_seconds,
+                trust_env=False,
+            )
+            callers.append(_on_client(shared, url))
             closers.append(shared.aclose)
 
-    async def worker(lend: Lend, queue: asyncio.Queue[Cell]) -> None:
+    async def worker(call: Call, queue: asyncio.Queue[Cell]) -> None:
         while not queue.empty():
             cell = queue.get_nowait()
-            async with lend() as client:
-                outcomes.append(await _call(client, cell))
-                read_at[cell.cell_id] = time.time()
+            outcomes.append(await call(cell))
+            read_at[cell.cell_id] = time.time()
 
     try:
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
-            for lend, queue in zip(lenders, queues.values(), strict=True):
+            for call, queue in zip(callers, queues.values(), strict=True):
                 for _ in range(per_region):
-                    group.create_task(worker(lend, queue))
+                    group.create_task(worker(call, queue))
         seconds = time.perf_counter() - started
     finally:
         for close in closers:
@@ -105,28 +102,42 @@ async def run_baseline(
     return BaselineRun(seconds, succeeded, len(outcomes) - succeeded, read_at=read_at)
 
 
-def _always(client: httpx.AsyncClient) -> Lend:
-    """Lends the same client to every call: httpx's pool shares it out."""
+def _body(cell: Cell) -> dict[str, object]:
+    """What an agent sends for the cell."""
+    return {
+        "model": cell.model,
+        "prompt": cell.prompt,
+        "temperature": DEFAULT_TEMPERATURE,
+        "max_tokens": DEFAULT_MAX_TOKENS,
+        "region_preference": cell.region,
+        "cost_priority": True,
+    }
 
-    @contextlib.asynccontextmanager
-    async def lend() -> AsyncIterator[httpx.AsyncClient]:
-        yield client
 
-    return lend
+def _on_lanes(
+    lanes: ConnectionLanes[httpx.AsyncHTTPTransport], url: str, timeout: float
+) -> Call:
+    async def call(cell: Cell) -> bool:
+        request = json_post(url, _body(cell), {"accept": "application/json"})
+        async with asyncio.timeout(timeout), lanes.lend() as lane:
+            reply = await send(lane, request)
+            try:
+                await reply.aread()
+            finally:
+                await reply.aclose()
+        return _succeeded(reply, cell)
+
+    return call
 
 
-async def _call(client: httpx.AsyncClient, cell: Cell) -> bool:
-    reply = await client.post(
-        "/inference",
-        json={
-            "model": cell.model,
-            "prompt": cell.prompt,
-            "temperature": DEFAULT_TEMPERATURE,
-            "max_tokens": DEFAULT_MAX_TOKENS,
-            "region_preference": cell.region,
-            "cost_priority": True,
-        },
-    )
+def _on_client(client: httpx.AsyncClient, url: str) -> Call:
+    async def call(cell: Cell) -> bool:
+        return _succeeded(await client.post(url, json=_body(cell)), cell)
+
+    return call
+
+
+def _succeeded(reply: httpx.Response, cell: Cell) -> bool:
     # The reply is read and checked as an agent would, short of signing it.
     ok = reply.status_code == 200 and reply.json().get("success") is True
     if not ok:

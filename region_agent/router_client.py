@@ -18,9 +18,14 @@ from typing import Any, Final, Protocol
 
 import httpx
 
-from beacon import tracing
+from beacon import __version__, tracing
 from beacon.channels import ROUTER_CLIENT_KEEPALIVE_SECONDS
-from beacon.http_lanes import ConnectionLanes
+from beacon.http_lanes import (
+    ConnectionLanes,
+    json_post,
+    one_connection_transport,
+    send,
+)
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
 from region_agent.router_reply import (
@@ -116,33 +121,33 @@ class HttpRouterClient:
         self._base_url = base_url.rstrip("/")
         self._inference_url = self._base_url + self.call_path
         self._health_url = self._base_url + self.health_path
-        client_headers = {"accept": "application/json", **(headers or {})}
+        self._headers = {
+            "accept": "application/json",
+            "user-agent": f"beacon-agent/{__version__}",
+            **(headers or {}),
+        }
         # Loading the trusted certificates takes tens of milliseconds; every
-        # lane's client shares one context instead of loading its own.
+        # lane shares one context instead of loading its own.
         tls_context = httpx.create_ssl_context()
 
-        def make_client() -> httpx.AsyncClient:
-            return httpx.AsyncClient(
-                transport=transport,
-                verify=tls_context,
-                limits=httpx.Limits(
-                    max_connections=1,
-                    max_keepalive_connections=1,
-                    keepalive_expiry=ROUTER_CLIENT_KEEPALIVE_SECONDS,
-                ),
-                # The overall deadline in infer() bounds every call; socket
-                # timeouts would only cut a legitimate cold start short.
-                timeout=httpx.Timeout(None),
-                follow_redirects=False,
-                # The configured URL is the router; no proxy from the environment.
-                trust_env=False,
-                headers=client_headers,
+        def make_lane() -> httpx.AsyncBaseTransport:
+            if transport is not None:
+                return transport
+            return one_connection_transport(
+                tls_context, ROUTER_CLIENT_KEEPALIVE_SECONDS
             )
 
-        self._lanes = ConnectionLanes(make_client, max_connections)
+        self._lanes = ConnectionLanes(make_lane, max_connections)
         # Health has a client of its own: waiting for a lane behind calls
         # that take their time would report a busy router as unhealthy.
-        self._health_client = make_client()
+        self._health_client = httpx.AsyncClient(
+            transport=transport,
+            verify=tls_context,
+            timeout=httpx.Timeout(None),
+            follow_redirects=False,
+            trust_env=False,
+            headers=self._headers,
+        )
 
     @property
     def base_url(self) -> str:
@@ -244,27 +249,27 @@ class HttpRouterClient:
         headers = tracing.outgoing_headers()
         if idempotency_key:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
-        async with (
-            self._lanes.lend() as client,
-            client.stream(
-                "POST", self._inference_url, json=payload, headers=headers
-            ) as resp,
-        ):
-            # Known from here on, even if the body never completes.
-            progress.status = resp.status_code
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_REPLY_BYTES:
-                    return RawReply(resp.status_code, b"", True, "")
-                chunks.append(chunk)
-            return RawReply(
-                resp.status_code,
-                b"".join(chunks),
-                False,
-                resp.headers.get("retry-after", ""),
-            )
+        request = json_post(self._inference_url, payload, {**self._headers, **headers})
+        async with self._lanes.lend() as lane:
+            resp = await send(lane, request)
+            try:
+                # Known from here on, even if the body never completes.
+                progress.status = resp.status_code
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_REPLY_BYTES:
+                        return RawReply(resp.status_code, b"", True, "")
+                    chunks.append(chunk)
+                return RawReply(
+                    resp.status_code,
+                    b"".join(chunks),
+                    False,
+                    resp.headers.get("retry-after", ""),
+                )
+            finally:
+                await resp.aclose()
 
     def _scrubbed(self, outcome: Outcome, router: receipt_pb2.RouterCall) -> Outcome:
         """`outcome` and `router` with every known secret blanked out."""

@@ -7,10 +7,16 @@ import asyncio
 import httpx
 import pytest
 
-from beacon.http_lanes import ConnectionLanes
+from beacon.http_lanes import (
+    ConnectionLanes,
+    json_post,
+    send,
+)
 
 
-def _lanes(limit: int, made: list[httpx.AsyncClient]) -> ConnectionLanes:
+def _lanes(
+    limit: int, made: list[httpx.AsyncClient]
+) -> ConnectionLanes[httpx.AsyncClient]:
     def make() -> httpx.AsyncClient:
         client = httpx.AsyncClient()
         made.append(client)
@@ -24,7 +30,7 @@ async def test_concurrent_calls_get_clients_of_their_own() -> None:
     lanes = _lanes(3, made)
     async with lanes.lend() as a, lanes.lend() as b, lanes.lend() as c:
         assert len({id(a), id(b), id(c)}) == 3
-    assert lanes.clients == 3
+    assert lanes.lanes == 3
     await lanes.aclose()
     assert all(client.is_closed for client in made)
 
@@ -35,7 +41,7 @@ async def test_a_returned_client_is_lent_again_instead_of_a_new_one() -> None:
     for _ in range(5):
         async with lanes.lend() as client:
             assert client is made[0]
-    assert lanes.clients == 1
+    assert lanes.lanes == 1
     await lanes.aclose()
 
 
@@ -63,7 +69,7 @@ async def test_a_call_past_the_limit_waits_for_a_client_to_come_back() -> None:
     release.set()
     await asyncio.gather(holder, waiter)
     assert order == ["first has it", "first gave it back", "second has it"]
-    assert lanes.clients == 1
+    assert lanes.lanes == 1
     await lanes.aclose()
 
 
@@ -89,3 +95,35 @@ async def test_a_cancelled_call_gives_its_client_back() -> None:
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ConnectionLanes(httpx.AsyncClient, 0)
+
+
+async def test_a_json_post_carries_what_an_httpx_client_would_send() -> None:
+    payload = {"prompt": "Où est-ce ?", "max_tokens": 64, "temperature": 0.5}
+    ours = json_post("http://router.test/inference", payload, {"x-extra": "1"})
+    async with httpx.AsyncClient() as client:
+        theirs = client.build_request(
+            "POST", "http://router.test/inference", json=payload
+        )
+    assert ours.content == theirs.content
+    for name in ("content-type", "content-length", "host"):
+        assert ours.headers[name] == theirs.headers[name]
+    assert ours.headers["x-extra"] == "1"
+    # The caller's deadline bounds the call, not socket timeouts.
+    assert ours.extensions["timeout"] == httpx.Timeout(None).as_dict()
+
+
+async def test_a_lent_transport_sends_the_request_and_hands_back_its_reply() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(200, json={"ok": True})
+
+    lanes = ConnectionLanes(lambda: httpx.MockTransport(answer), 2)
+    async with lanes.lend() as lane:
+        reply = await send(lane, json_post("http://router.test/inference", {}))
+        assert reply.request.url.path == "/inference"
+        assert (await reply.aread()) == b'{"ok":true}'
+        await reply.aclose()
+    await lanes.aclose()
+    assert seen == ["/inference"]

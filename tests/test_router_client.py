@@ -367,6 +367,8 @@ async def test_request_body_has_exactly_the_contract_fields(
     (request,) = canned.requests_to(INFERENCE)
     assert request.method == "POST"
     assert request.headers["content-type"] == "application/json"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["user-agent"].startswith("beacon-agent/")
     assert request.json() == {
         "model": "qwen2.5-1.5b",
         "prompt": prompt,
@@ -558,6 +560,16 @@ async def test_injected_transport_is_used() -> None:
 def test_rejects_non_http_url() -> None:
     with pytest.raises(ValueError, match="http"):
         HybridRouterClient("router.local:8000")
+
+
+async def test_calls_one_after_another_share_one_kept_alive_connection(
+    canned: CannedRouter, client: HybridRouterClient
+) -> None:
+    for _ in range(5):
+        reply = await client.infer(call_for("eu-west", "llama3.2-1b"), TIMEOUT)
+        assert reply.result == SUCCESS
+    peers = {request.peer for request in canned.requests_to(INFERENCE)}
+    assert len(peers) == 1 and "" not in peers
 
 
 async def test_calls_in_flight_never_exceed_max_connections() -> None:

@@ -76,6 +76,8 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     body: bytes
+    # host:port of the connection it came on.
+    peer: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -200,6 +202,9 @@ class CannedRouter:
             query=request.url.query,
             headers=dict(request.headers),
             body=await request.body(),
+            peer=f"{request.client.host}:{request.client.port}"
+            if request.client
+            else "",
         )
         reply = self._next_reply(recorded)
         if reply.hang:
