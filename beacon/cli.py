@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level or "INFO")
     try:
+        event_loop.check_choice()
         code: int = args.handler(args)
     except BrokenPipeError:
         # The reader went away (`beacon show ... | head`); nothing to report.

@@ -42,6 +42,12 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def check_choice() -> None:
+    """Raise ConfigError now if the choice is not one of CHOICES, before a
+    command has started anything."""
+    loop_factory()
+
+
 def name() -> str:
     """Which loop run() starts, for reports."""
     return "asyncio" if loop_factory() is None else "uvloop"

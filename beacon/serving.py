@@ -128,6 +128,10 @@ async def serve_until_signalled(
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
+    # A stopping server is not ready: nothing waiting for the file may
+    # take the old address for a live one.
+    if ready_file is not None:
+        await asyncio.to_thread(ready_file.unlink, missing_ok=True)
     logger.info("stopping %s grace=%.1fs", label, grace)
     await serving.mark_not_serving()
     if drain is not None:

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from beacon import event_loop
+from beacon.settings import ConfigError
 from bench.plan import Scenario
 from bench.report import MemoryGrowth, scenario_lines
 from bench.scenario import ScenarioResult, run_scenario
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-region", type=int, default=16)
     parser.add_argument("--state-dir", type=Path, help="keep state and logs here")
     args = parser.parse_args(argv)
+    try:
+        event_loop.check_choice()
+    except ConfigError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
     scenarios = [

@@ -61,6 +61,19 @@ def _set_up(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
+def _writer_for(path: Path) -> sqlite3.Connection:
+    """The event loop's connection, for writes only."""
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints fsync: the store's thread runs them, not the loop.
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    # SQLite reuses a checkpointed WAL from its start but leaves the file
+    # at its largest size; cut back at each restart, the file's size
+    # stays what has been written since the last checkpoint.
+    writer.execute("PRAGMA journal_size_limit=0")
+    return writer
+
+
 class ReceiptStore:
     def __init__(self, path: Path) -> None:
         self._worker = SqliteWorker(path, "receipts file", "NORMAL", _set_up)
@@ -91,16 +104,13 @@ class ReceiptStore:
             store._maybe_kept.update(hash(tuple(row)) for row in rows)
             return dropped
 
-        dropped = await store._worker.run_blocking(clean_and_index)
-        writer = sqlite3.connect(path, isolation_level=None)
-        writer.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints fsync: the store's thread runs them, not the loop.
-        writer.execute("PRAGMA wal_autocheckpoint=0")
-        # SQLite reuses a checkpointed WAL from its start but leaves the file
-        # at its largest size; cut back at each restart, the file's size
-        # stays what has been written since the last checkpoint.
-        writer.execute("PRAGMA journal_size_limit=0")
-        store._writer = writer
+        try:
+            dropped = await store._worker.run_blocking(clean_and_index)
+            store._writer = _writer_for(path)
+        except sqlite3.Error as exc:
+            # A file that opens but cannot be written (read-only, say).
+            await store._worker.close()
+            raise OSError(f"cannot open the receipts file {path}: {exc}") from exc
         logger.info(
             "dropped %d receipts kept longer than their retention; %d kept",
             dropped,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import warnings
+from pathlib import Path
 
 import pytest
 
-from beacon import event_loop
+from beacon import cli, event_loop
 from beacon.settings import ConfigError
 
 
@@ -39,3 +40,20 @@ def test_an_unknown_choice_is_refused_with_the_choices(
         with pytest.raises(ConfigError, match="uvloop, asyncio"):
             event_loop.run(main)
     assert inspect.getcoroutinestate(main) == inspect.CORO_CLOSED
+
+
+def test_a_command_refuses_a_bad_choice_before_it_starts_anything(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv(event_loop.CHOICE_VARIABLE, "trio")
+    state = tmp_path / "local"
+    code = cli.main(
+        ["local", "--job", "examples/bias-audit.yaml", "--state-dir", str(state)]
+    )
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        "beacon local: BEACON_EVENT_LOOP='trio': choose one of uvloop, asyncio"
+    )
+    assert not state.exists()

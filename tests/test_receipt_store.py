@@ -161,3 +161,21 @@ async def test_receipts_are_written_while_a_checkpoint_copies_the_wal(
     finally:
         let_go.set()
         await store.close()
+
+
+async def test_a_file_that_opens_but_cannot_be_written_is_refused_in_a_line(
+    tmp_path: Path,
+) -> None:
+    """Opening drops receipts past their retention; a file that refuses the
+    write (read-only, say; here a trigger) is reported as not usable."""
+    path = tmp_path / "receipts.db"
+    store = await ReceiptStore.open(path, DAY)
+    await store.put(KEY, b"old")
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TRIGGER keep BEFORE DELETE ON receipts "
+            "BEGIN SELECT RAISE(ABORT, 'attempt to write a readonly database'); END"
+        )
+    with pytest.raises(OSError, match=r"cannot open the receipts file .*readonly"):
+        await ReceiptStore.open(path, -1.0)

@@ -46,3 +46,5 @@ async def test_what_starting_made_is_left_out_of_full_collections(
         gc.unfreeze()
         await router.aclose()
     assert frozen > 0
+    # Stopped, it no longer announces an address.
+    assert not ready.exists()
