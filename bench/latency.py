@@ -52,19 +52,64 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
+def timed_delays_ms(
+    cells: Iterable[Cell],
+    replied: Mapping[CallKey, float],
+    reached: Mapping[str, float],
+) -> list[tuple[float, float]]:
+    """(router reply, `reached[cell]` - router reply in ms) for the cells
+    with both."""
+    delays: list[tuple[float, float]] = []
+    for cell in cells:
+        at = reached.get(cell.cell_id)
+        reply = replied.get((cell.region, cell.model, cell.prompt))
+        if at is not None and reply is not None:
+            delays.append((reply, (at - reply) * 1000))
+    return delays
+
+
 def delays_ms(
     cells: Iterable[Cell],
     replied: Mapping[CallKey, float],
     reached: Mapping[str, float],
 ) -> list[float]:
     """`reached[cell] - router reply`, in ms, for the cells with both."""
-    delays: list[float] = []
-    for cell in cells:
-        at = reached.get(cell.cell_id)
-        reply = replied.get((cell.region, cell.model, cell.prompt))
-        if at is not None and reply is not None:
-            delays.append((at - reply) * 1000)
-    return delays
+    return [delay for _, delay in timed_delays_ms(cells, replied, reached)]
+
+
+@dataclass(frozen=True)
+class WaveSplit:
+    """Cells slower than a threshold, counted apart for each round's first
+    `wave` replies: every call in flight is sent at once at the start, so
+    with a router that answers each after the same latency those replies
+    come back together, and wait for one another."""
+
+    wave: int
+    first_cells: int
+    first_over: int
+    later_cells: int
+    later_over: int
+    later: Spread | None
+
+
+def split_first_wave(
+    rounds: Iterable[list[tuple[float, float]]], wave: int, threshold_ms: float
+) -> WaveSplit:
+    """`rounds` holds each round's (reply time, delay) pairs."""
+    first: list[float] = []
+    later: list[float] = []
+    for timed in rounds:
+        in_order = [delay for _, delay in sorted(timed)]
+        first += in_order[:wave]
+        later += in_order[wave:]
+    return WaveSplit(
+        wave=wave,
+        first_cells=len(first),
+        first_over=sum(delay > threshold_ms for delay in first),
+        later_cells=len(later),
+        later_over=sum(delay > threshold_ms for delay in later),
+        later=spread(later),
+    )
 
 
 def spread(delays: list[float]) -> Spread | None:

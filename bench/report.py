@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bench.latency import Spread
+from bench.latency import Spread, WaveSplit, split_first_wave
 from bench.scenario import Round, ScenarioResult
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,13 @@ def scenario_lines(result: ScenarioResult) -> list[str]:
         "the coordinator verified and accepted the receipt",
         result.to_accepted,
         True,
+    )
+    lines += _wave_lines(
+        split_first_wave(
+            result.accepted_by_round,
+            scenario.per_region * len(scenario.regions),
+            ADDED_P99_TARGET_MS,
+        )
     )
     lines += _latency_lines(
         "the outcome is stored and the cell reported final",
@@ -111,6 +118,18 @@ def _latency_lines(what: str, found: Spread | None, targeted: bool) -> list[str]
             f"      p99 {verdict(found.p99_ms, ADDED_P99_TARGET_MS)}",
         ]
     return lines
+
+
+def _wave_lines(split: WaveSplit) -> list[str]:
+    if split.later is None or not split.first_cells:
+        return []
+    return [
+        f"      over {ADDED_P99_TARGET_MS:g} ms: {split.first_over} of the "
+        f"{split.first_cells} cells of each round's first {split.wave} replies "
+        f"(sent together, answered together), {split.later_over} of the "
+        f"{split.later_cells} others; p99 of the others "
+        f"{split.later.p99_ms:.1f} ms",
+    ]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,14 @@ from beacon.cells import Cell
 from bench.baseline import BaselineRun, run_baseline
 from bench.beacon_run import BeaconRun, run_job
 from bench.cpu import CpuSnapshot, CpuUse
-from bench.latency import Spread, count_lines, delays_ms, read_reply_times, spread
+from bench.latency import (
+    Spread,
+    count_lines,
+    delays_ms,
+    read_reply_times,
+    spread,
+    timed_delays_ms,
+)
 from bench.plan import ROUTER_CALL_SECONDS, Scenario
 from chaos.deployment import Deployment
 
@@ -56,6 +63,9 @@ class ScenarioResult:
     to_agent_done: Spread | None = None
     # the coordinator accepting the verified receipt,
     to_accepted: Spread | None = None
+    # ...and each round's (router reply, delay) pairs, to tell the first
+    # wave of replies from the rest.
+    accepted_by_round: list[list[tuple[float, float]]] = field(default_factory=list)
     # the client reading the cell's "finished" event, which the coordinator
     # sends only once the outcome is stored durably.
     to_reported: Spread | None = None
@@ -124,7 +134,9 @@ async def run_scenario(
                 deployment.call_log, first, count_lines(deployment.call_log)
             )
             agent_done += delays_ms(cells, replied, beacon.agent_done_at)
-            accepted += delays_ms(cells, replied, beacon.accepted_at)
+            timed = timed_delays_ms(cells, replied, beacon.accepted_at)
+            result.accepted_by_round.append(timed)
+            accepted += [delay for _, delay in timed]
             reported += delays_ms(cells, replied, beacon.reported_at)
             result.rounds.append(Round(baseline, beacon, pooled))
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.latency import delays_ms, read_reply_times, spread
+from bench.latency import delays_ms, read_reply_times, split_first_wave, spread
 from bench.plan import Scenario
 from bench.report import MemoryGrowth, scenario_lines
 from bench.scenario import run_scenario
@@ -49,6 +49,8 @@ async def test_a_small_scenario_runs_every_cell_both_ways_and_times_each(
     assert "18 cells" in report
     assert report.count("target <=") == 5
     assert "weaker floor" in report
+    # 12 replies per wave (4 in flight x 3 regions), 6 after them.
+    assert "first 12 replies" in report and "of the 6 others" in report
     growth = "\n".join(MemoryGrowth(result, result).lines())
     assert "(x1.00)" in growth
 
@@ -87,3 +89,14 @@ def test_a_cell_is_matched_only_to_a_successful_call_of_its_own_prompt(
     ]
     assert delays_ms([cell], replied, {cell.cell_id: reply_at}) == []
     assert spread([4.0]) is None
+
+
+def test_slow_cells_are_counted_apart_for_each_rounds_first_wave() -> None:
+    """Each round's first `wave` replies, by reply time, are the first wave;
+    the rest are counted and spread apart from it."""
+    round_one = [(0.0, 30.0), (0.001, 40.0), (0.2, 2.0), (0.201, 26.0), (0.4, 3.0)]
+    round_two = [(10.002, 5.0), (10.0, 27.0), (10.2, 1.0), (10.4, 4.0)]
+    split = split_first_wave([round_one, round_two], wave=2, threshold_ms=25.0)
+    assert (split.first_cells, split.first_over) == (4, 3)
+    assert (split.later_cells, split.later_over) == (5, 1)
+    assert split.later is not None and split.later.samples == 5
