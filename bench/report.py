@@ -52,13 +52,16 @@ def scenario_lines(result: ScenarioResult) -> list[str]:
         result.to_accepted,
         True,
     )
-    lines += _wave_lines(
-        split_first_wave(
-            result.accepted_by_round,
-            scenario.per_region * len(scenario.regions),
-            ADDED_P99_TARGET_MS,
+    if scenario.latency_seconds > 0 and scenario.per_region > 1:
+        # Replies come back in waves only when calls take a while and many
+        # go out at once; a saturated 0 ms run has no waves to tell apart.
+        lines += _wave_lines(
+            split_first_wave(
+                result.accepted_by_round,
+                scenario.per_region * len(scenario.regions),
+                ADDED_P99_TARGET_MS,
+            )
         )
-    )
     lines += _latency_lines(
         "the outcome is stored and the cell reported final",
         result.to_reported,

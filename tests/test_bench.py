@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.beacon_run import BeaconRun
 from bench.latency import delays_ms, read_reply_times, split_first_wave, spread
 from bench.plan import Scenario
 from bench.report import MemoryGrowth, scenario_lines
-from bench.scenario import run_scenario
+from bench.scenario import Round, ScenarioResult, run_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -49,8 +50,8 @@ async def test_a_small_scenario_runs_every_cell_both_ways_and_times_each(
     assert "18 cells" in report
     assert report.count("target <=") == 5
     assert "weaker floor" in report
-    # 12 replies per wave (4 in flight x 3 regions), 6 after them.
-    assert "first 12 replies" in report and "of the 6 others" in report
+    # At 0 ms there are no waves of replies to tell apart.
+    assert "replies (sent together" not in report
     growth = "\n".join(MemoryGrowth(result, result).lines())
     assert "(x1.00)" in growth
 
@@ -100,3 +101,20 @@ def test_slow_cells_are_counted_apart_for_each_rounds_first_wave() -> None:
     assert (split.first_cells, split.first_over) == (4, 3)
     assert (split.later_cells, split.later_over) == (5, 1)
     assert split.later is not None and split.later.samples == 5
+
+
+def test_the_report_tells_the_first_wave_apart_when_replies_come_in_waves() -> None:
+    scenario = Scenario("waves", questions=1, latency_seconds=0.2, per_region=2)
+    result = ScenarioResult(
+        scenario, rounds=[Round(None, BeaconRun(seconds=1.0, completed=6, final=6))]
+    )
+    # Six calls go out together (2 in flight x 3 regions); two come later.
+    timed = [(0.001 * n, 30.0 if n < 2 else 3.0) for n in range(6)]
+    timed += [(0.2, 27.0), (0.25, 2.0)]
+    result.accepted_by_round = [timed]
+    result.to_accepted = spread([delay for _, delay in timed])
+    report = "\n".join(scenario_lines(result))
+    assert (
+        "over 25 ms: 2 of the 6 cells of each round's first 6 replies "
+        "(sent together, answered together), 1 of the 2 others" in report
+    )
