@@ -1,5 +1,5 @@
-"""HTTP connections of one keep-alive connection each, lent out a call at a
-time, and the JSON request an agent sends over one.
+"""HTTP transports (or clients) of one keep-alive connection each, lent out
+a call at a time, and the JSON request an agent sends over one.
 
 httpx keeps a client's connections in one pool and, on every request and
 every response closed, checks each connection in it for expiry: a socket
