@@ -64,8 +64,16 @@ class ConnectionLanes(Generic[Lane]):
                 self._all.append(lane)
             try:
                 yield lane
-            finally:
-                self._idle.append(lane)
+            except BaseException:
+                # A call cut short (an error, or a cancel: the caller's
+                # deadline) may leave the connection where httpcore never
+                # lends it again (encode/httpcore#1115), and with one
+                # connection the lane would never make another call. A lane
+                # that did not end its call cleanly is closed, not reused.
+                self._all.remove(lane)
+                await asyncio.shield(_close(lane))
+                raise
+            self._idle.append(lane)
 
     @property
     def lanes(self) -> int:
@@ -76,6 +84,13 @@ class ConnectionLanes(Generic[Lane]):
         lanes, self._all, self._idle = self._all, [], []
         for lane in lanes:
             await lane.aclose()
+
+
+async def _close(lane: Closable) -> None:
+    try:
+        await lane.aclose()
+    except Exception:
+        logger.debug("closing a dropped lane failed", exc_info=True)
 
 
 def one_connection_transport(

@@ -123,6 +123,9 @@ class HttpRouterClient:
         self._health_url = self._base_url + self.health_path
         self._headers = {
             "accept": "application/json",
+            # Replies are small and local; a compressed one would only be
+            # decompressed before its size could be checked.
+            "accept-encoding": "identity",
             "user-agent": f"beacon-agent/{__version__}",
             **(headers or {}),
         }

@@ -73,22 +73,28 @@ async def test_a_call_past_the_limit_waits_for_a_client_to_come_back() -> None:
     await lanes.aclose()
 
 
-async def test_a_cancelled_call_gives_its_client_back() -> None:
+async def test_a_cancelled_call_gives_its_slot_back_on_a_fresh_client() -> None:
+    """A deadline cancels the call, possibly while its response is being
+    closed: httpcore may then keep the connection for good (httpcore#1115),
+    so the client is closed rather than trusted, and the slot freed."""
     made: list[httpx.AsyncClient] = []
     lanes = _lanes(1, made)
+    inside = asyncio.Event()
 
     async def hang() -> None:
         async with lanes.lend():
+            inside.set()
             await asyncio.Event().wait()
 
     task = asyncio.create_task(hang())
-    await asyncio.sleep(0.01)
+    await inside.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert made[0].is_closed
     async with asyncio.timeout(5):
         async with lanes.lend() as client:
-            assert client is made[0]
+            assert client is made[1] and not client.is_closed
     await lanes.aclose()
 
 
@@ -127,3 +133,29 @@ async def test_a_lent_transport_sends_the_request_and_hands_back_its_reply() -> 
         await reply.aclose()
     await lanes.aclose()
     assert seen == ["/inference"]
+
+
+class _Lane:
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_lane_whose_call_failed_is_closed_and_not_lent_again() -> None:
+    made: list[_Lane] = []
+
+    def make() -> _Lane:
+        made.append(_Lane())
+        return made[-1]
+
+    lanes = ConnectionLanes(make, 1)
+    with pytest.raises(httpx.ReadError):
+        async with lanes.lend():
+            raise httpx.ReadError("the router went away")
+    assert made[0].closed
+    async with lanes.lend() as lane:
+        assert lane is not made[0]
+    assert lanes.lanes == 1
+    await lanes.aclose()

@@ -368,6 +368,7 @@ async def test_request_body_has_exactly_the_contract_fields(
     assert request.method == "POST"
     assert request.headers["content-type"] == "application/json"
     assert request.headers["accept"] == "application/json"
+    assert request.headers["accept-encoding"] == "identity"
     assert request.headers["user-agent"].startswith("beacon-agent/")
     assert request.json() == {
         "model": "qwen2.5-1.5b",
