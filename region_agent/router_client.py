@@ -28,6 +28,7 @@ from beacon.http_lanes import (
 )
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
+from region_agent.reply_body import BodyTooLarge, read_bounded
 from region_agent.router_reply import (
     MAX_REPLY_BYTES,
     ROUTER_KIND,
@@ -258,16 +259,13 @@ class HttpRouterClient:
             try:
                 # Known from here on, even if the body never completes.
                 progress.status = resp.status_code
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_REPLY_BYTES:
-                        return RawReply(resp.status_code, b"", True, "")
-                    chunks.append(chunk)
+                try:
+                    body = await read_bounded(resp, MAX_REPLY_BYTES)
+                except BodyTooLarge:
+                    return RawReply(resp.status_code, b"", True, "")
                 return RawReply(
                     resp.status_code,
-                    b"".join(chunks),
+                    body,
                     False,
                     resp.headers.get("retry-after", ""),
                 )
