@@ -21,6 +21,7 @@ import httpx
 from beacon import __version__, tracing
 from beacon.channels import ROUTER_CLIENT_KEEPALIVE_SECONDS
 from beacon.http_lanes import (
+    NO_SOCKET_TIMEOUTS,
     ConnectionLanes,
     json_post,
     one_connection_transport,
@@ -60,6 +61,8 @@ INFERENCE_PATH: Final = "/inference"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 HEALTH_PATH: Final = "/health"
 HEALTH_TIMEOUT_SECONDS: Final = 5.0
+# Health checks that run at once; a further one waits for a lane.
+HEALTH_CONNECTIONS: Final = 4
 REDACTED: Final = "[redacted]"
 _HEALTHY_STATUSES: Final = frozenset({"ok", "healthy", "up", "pass", "serving"})
 
@@ -142,16 +145,9 @@ class HttpRouterClient:
             )
 
         self._lanes = ConnectionLanes(make_lane, max_connections)
-        # Health has a client of its own: waiting for a lane behind calls
-        # that take their time would report a busy router as unhealthy.
-        self._health_client = httpx.AsyncClient(
-            transport=transport,
-            verify=tls_context,
-            timeout=httpx.Timeout(None),
-            follow_redirects=False,
-            trust_env=False,
-            headers=self._headers,
-        )
+        # Health has lanes of its own: waiting for a lane behind calls that
+        # take their time would report a busy router as unhealthy.
+        self._health_lanes = ConnectionLanes(make_lane, HEALTH_CONNECTIONS)
 
     @property
     def base_url(self) -> str:
@@ -254,23 +250,7 @@ class HttpRouterClient:
         if idempotency_key:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
         request = json_post(self._inference_url, payload, {**self._headers, **headers})
-        async with self._lanes.lend() as lane:
-            resp = await send(lane, request)
-            try:
-                # Known from here on, even if the body never completes.
-                progress.status = resp.status_code
-                try:
-                    body = await read_bounded(resp, MAX_REPLY_BYTES)
-                except BodyTooLarge:
-                    return RawReply(resp.status_code, b"", True, "")
-                return RawReply(
-                    resp.status_code,
-                    body,
-                    False,
-                    resp.headers.get("retry-after", ""),
-                )
-            finally:
-                await resp.aclose()
+        return await _exchange(self._lanes, request, progress)
 
     def _scrubbed(self, outcome: Outcome, router: receipt_pb2.RouterCall) -> Outcome:
         """`outcome` and `router` with every known secret blanked out."""
@@ -308,23 +288,34 @@ class HttpRouterClient:
         )
 
     async def health(self) -> tuple[bool, str]:
+        request = httpx.Request(
+            "GET",
+            self._health_url,
+            headers=self._headers,
+            extensions={"timeout": NO_SOCKET_TIMEOUTS},
+        )
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                resp = await self._health_client.get(self._health_url)
+                raw = await _exchange(self._health_lanes, request, CallProgress())
         except TimeoutError:
             return False, (
                 f"no reply from {self._health_url} within {HEALTH_TIMEOUT_SECONDS:g}s"
             )
         except httpx.HTTPError as exc:
             return False, f"cannot reach {self._health_url}: {exc!r}"
-        detail = self._scrub(f"HTTP {resp.status_code}: {excerpt(resp.content)}")
-        if not resp.is_success:
+        if raw.too_large:
+            return (
+                False,
+                f"HTTP {raw.status}: reply larger than {MAX_REPLY_BYTES} bytes",
+            )
+        detail = self._scrub(f"HTTP {raw.status}: {excerpt(raw.body)}")
+        if not 200 <= raw.status < 300:
             return False, detail
-        return self.reports_healthy(resp.content), detail
+        return self.reports_healthy(raw.body), detail
 
     async def aclose(self) -> None:
         await self._lanes.aclose()
-        await self._health_client.aclose()
+        await self._health_lanes.aclose()
 
 
 class HybridRouterClient(HttpRouterClient):
@@ -347,6 +338,28 @@ class HybridRouterClient(HttpRouterClient):
 
     def reports_healthy(self, body: bytes) -> bool:
         return _reports_healthy(body)
+
+
+async def _exchange(
+    lanes: ConnectionLanes[httpx.AsyncBaseTransport],
+    request: httpx.Request,
+    progress: CallProgress,
+) -> RawReply:
+    """Send `request` on a lane and read the whole reply, its body bounded."""
+    async with lanes.lend() as lane:
+        resp = await send(lane, request)
+        try:
+            # Known from here on, even if the body never completes.
+            progress.status = resp.status_code
+            try:
+                body = await read_bounded(resp, MAX_REPLY_BYTES)
+            except BodyTooLarge:
+                return RawReply(resp.status_code, b"", True, "")
+            return RawReply(
+                resp.status_code, body, False, resp.headers.get("retry-after", "")
+            )
+        finally:
+            await resp.aclose()
 
 
 def _partial(progress: CallProgress) -> str:

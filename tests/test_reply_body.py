@@ -102,3 +102,19 @@ async def _plain_success(
     reply = await client.infer(CALL, 10.0)
     assert reply.failure is None, reply.failure
     return reply
+
+
+async def test_a_health_reply_is_read_within_the_same_limit(
+    canned_server: CannedRouter, client: HybridRouterClient
+) -> None:
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
+    canned_server.enqueue(_coded(bomb, "gzip"), path="/health")
+    tracemalloc.start()
+    try:
+        healthy, detail = await client.health()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert healthy is False
+    assert "reply larger than" in detail
+    assert peak < 1.5 * MAX_REPLY_BYTES
