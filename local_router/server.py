@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from beacon.metrics_http import start_metrics
 from local_router.app import create_app
@@ -43,14 +44,10 @@ async def serve(config: RouterConfig) -> None:
         sock.close()
         raise RouterStartupError(str(exc)) from exc
     server = uvicorn.Server(
-        uvicorn.Config(
+        uvicorn_config(
             app,
-            # Leave logging to the caller's configuration, on stderr.
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_keep_alive=config.keep_alive_seconds,
-            timeout_graceful_shutdown=config.shutdown_timeout_seconds,
+            keep_alive_seconds=config.keep_alive_seconds,
+            shutdown_seconds=config.shutdown_timeout_seconds,
         )
     )
     with _stop_on_signals(server):
@@ -96,6 +93,24 @@ def _url_of(sock: socket.socket) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+def uvicorn_config(
+    app: FastAPI,
+    keep_alive_seconds: int,
+    shutdown_seconds: int,
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        # Leave logging to the caller's configuration, on stderr.
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        # Parsing in C; h11, the fallback, is pure Python.
+        http="httptools",
+        timeout_keep_alive=keep_alive_seconds,
+        timeout_graceful_shutdown=shutdown_seconds,
+    )
 
 
 async def _wait_until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
