@@ -11,6 +11,7 @@ from typing import Protocol
 import httpx
 
 from beacon.offline_labels import SCRIPT_LABEL, labelled
+from beacon.redaction import Redactor
 from beacon.secret_files import check_header_secret
 from local_router.config import ConfigError, RouterConfig, UpstreamConfig
 from local_router.offline import offline_answer
@@ -122,7 +123,7 @@ class OpenAICompatibleProvider:
         self._endpoint = f"{upstream.url}/chat/completions"
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # Never repeated in a reply or a log, even if the upstream echoes it.
-        self._api_key = api_key
+        self._redactor = Redactor([api_key])
         # trust_env=False: the call goes to exactly this URL, never via a proxy
         # or credentials picked up from the environment.
         self._client = httpx.AsyncClient(
@@ -166,18 +167,20 @@ class OpenAICompatibleProvider:
         self, model: str, upstream_model: str, reply: httpx.Response
     ) -> ProviderAnswer:
         status = reply.status_code
+        # Blanked before any of it is cut, so no cut leaves part of the key.
+        content = self._redactor.data(reply.content)
         if not reply.is_success:
             # Server errors and rate limits may pass; other refusals will not.
             transient = status >= 500 or status == 429
             return self._failed(
                 model,
                 f"UPSTREAM_HTTP_{status}",
-                f"upstream returned HTTP {status}: {snippet(reply.content)}",
+                f"upstream returned HTTP {status}: {snippet(content)}",
                 transient=transient,
                 http_status=status,
             )
         try:
-            completion = parse_completion(reply.content)
+            completion = parse_completion(content)
         except MalformedReplyError as exc:
             return self._failed(
                 model,
@@ -199,7 +202,7 @@ class OpenAICompatibleProvider:
             )
         return ProviderAnswer(
             model=served,
-            response=completion.content,
+            response=self._redactor.text(completion.content),
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             upstream_model=completion.model,
@@ -214,8 +217,7 @@ class OpenAICompatibleProvider:
         transient: bool,
         http_status: int | None = None,
     ) -> ProviderAnswer:
-        if self._api_key:
-            message = message.replace(self._api_key, "[redacted]")
+        message = self._redactor.text(message)
         logger.warning("%s failed: %s: %s", self.name, code, message)
         return ProviderAnswer(
             model=model,

@@ -55,6 +55,7 @@ class OpenAIChatClient(HttpRouterClient):
             url=self._inference_url,
             provider=f"{OPENAI_KIND}@{urlsplit(self._base_url).netloc}",
             model_map=dict(model_map or {}),
+            redactor=self._redactor,
         )
 
     def payload(self, call: InferenceCall) -> dict[str, Any]:

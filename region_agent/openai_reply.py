@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from beacon.redaction import Redactor
 from beacon.v1 import receipt_pb2
 from region_agent.router_reply import (
     MAX_REPLY_BYTES,
@@ -71,6 +72,8 @@ class Backend:
     url: str
     provider: str
     model_map: dict[str, str]
+    # Blanks the server's API key out of what it says.
+    redactor: Redactor
 
     def model_for(self, beacon_model: str) -> str:
         return self.model_map.get(beacon_model, beacon_model)
@@ -106,7 +109,7 @@ def interpret_completion(
             http_status=raw.status,
         ), router
     if not 200 <= raw.status < 300:
-        return status_outcome(raw, backend.url), router
+        return status_outcome(raw, backend.url, backend.redactor), router
     parsed = _parse(raw)
     if isinstance(parsed, Outcome):
         return parsed, router

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import httpx
+from google.protobuf.message import Message
 
 from beacon import __version__, tracing
 from beacon.channels import ROUTER_CLIENT_KEEPALIVE_SECONDS
@@ -27,6 +28,7 @@ from beacon.http_lanes import (
     one_connection_transport,
     send,
 )
+from beacon.redaction import Redactor
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
 from region_agent.reply_body import BodyTooLarge, read_bounded
@@ -63,7 +65,6 @@ HEALTH_PATH: Final = "/health"
 HEALTH_TIMEOUT_SECONDS: Final = 5.0
 # Health checks that run at once; a further one waits for a lane.
 HEALTH_CONNECTIONS: Final = 4
-REDACTED: Final = "[redacted]"
 _HEALTHY_STATUSES: Final = frozenset({"ok", "healthy", "up", "pass", "serving"})
 
 
@@ -115,7 +116,7 @@ class HttpRouterClient:
         secrets: tuple[str, ...] = (),
     ) -> None:
         # Never repeated in a receipt or a log, even if the server echoes it.
-        self._secrets = tuple(s for s in secrets if s)
+        self._redactor = Redactor(secrets)
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"router URL must start with http:// or https://: {base_url!r}"
@@ -236,7 +237,9 @@ class HttpRouterClient:
                 http_status=progress.status,
             )
         else:
-            return self.interpret(call, raw)
+            # Blanked before anything reads it, so that no cut of its text
+            # can leave part of a secret behind.
+            return self.interpret(call, self._scrubbed_raw(raw))
         return outcome, receipt_pb2.RouterCall(
             router_kind=self.kind, http_status=progress.status
         )
@@ -252,19 +255,25 @@ class HttpRouterClient:
         request = json_post(self._inference_url, payload, {**self._headers, **headers})
         return await _exchange(self._lanes, request, progress)
 
+    def _scrubbed_raw(self, raw: RawReply) -> RawReply:
+        if not self._redactor:
+            return raw
+        return dataclasses.replace(
+            raw,
+            body=self._redactor.data(raw.body),
+            retry_after=self._redactor.text(raw.retry_after),
+            location=self._redactor.text(raw.location),
+        )
+
     def _scrubbed(self, outcome: Outcome, router: receipt_pb2.RouterCall) -> Outcome:
-        """`outcome` and `router` with every known secret blanked out."""
-        if not self._secrets:
+        """`outcome` and `router` with every known secret blanked out of each
+        text they carry (a secret decoded from JSON escapes included)."""
+        if not self._redactor:
             return outcome
         if outcome.failure is not None:
-            outcome.failure.message = self._scrub(outcome.failure.message)
-        router.provider_receipt_json = self._scrub(router.provider_receipt_json)
-        return dataclasses.replace(outcome, output=self._scrub(outcome.output))
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+            _scrub_fields(outcome.failure, self._redactor)
+        _scrub_fields(router, self._redactor)
+        return dataclasses.replace(outcome, output=self._redactor.text(outcome.output))
 
     def _log(self, call: InferenceCall, outcome: Outcome, latency: float) -> None:
         if outcome.failure is None:
@@ -302,13 +311,16 @@ class HttpRouterClient:
                 f"no reply from {self._health_url} within {HEALTH_TIMEOUT_SECONDS:g}s"
             )
         except httpx.HTTPError as exc:
-            return False, f"cannot reach {self._health_url}: {exc!r}"
+            return False, self._redactor.text(
+                f"cannot reach {self._health_url}: {exc!r}"
+            )
+        raw = self._scrubbed_raw(raw)
         if raw.too_large:
             return (
                 False,
                 f"HTTP {raw.status}: reply larger than {MAX_REPLY_BYTES} bytes",
             )
-        detail = self._scrub(f"HTTP {raw.status}: {excerpt(raw.body)}")
+        detail = f"HTTP {raw.status}: {excerpt(raw.body)}"
         if not 200 <= raw.status < 300:
             return False, detail
         return self.reports_healthy(raw.body), detail
@@ -334,7 +346,7 @@ class HybridRouterClient(HttpRouterClient):
     def interpret(
         self, call: InferenceCall, raw: RawReply
     ) -> tuple[Outcome, receipt_pb2.RouterCall]:
-        return interpret(call, raw, self._inference_url)
+        return interpret(call, raw, self._inference_url, self._redactor)
 
     def reports_healthy(self, body: bytes) -> bool:
         return _reports_healthy(body)
@@ -356,10 +368,22 @@ async def _exchange(
             except BodyTooLarge:
                 return RawReply(resp.status_code, b"", True, "")
             return RawReply(
-                resp.status_code, body, False, resp.headers.get("retry-after", "")
+                resp.status_code,
+                body,
+                False,
+                resp.headers.get("retry-after", ""),
+                resp.headers.get("location", ""),
             )
         finally:
             await resp.aclose()
+
+
+def _scrub_fields(message: Message, redactor: Redactor) -> None:
+    """Blank secrets out of every text field of `message`."""
+    for field in message.DESCRIPTOR.fields:
+        if field.type == field.TYPE_STRING and not field.is_repeated:
+            value = getattr(message, field.name)
+            setattr(message, field.name, redactor.text(value))
 
 
 def _partial(progress: CallProgress) -> str:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from beacon.redaction import Redactor
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
 
@@ -115,6 +116,7 @@ class RawReply:
     body: bytes
     too_large: bool
     retry_after: str
+    location: str = ""
 
 
 @dataclass
@@ -167,8 +169,10 @@ def failed(
     )
 
 
-def _detail_of(body: bytes) -> str:
-    """The human-readable part of an error body, FastAPI-style or not."""
+def _detail_of(body: bytes, redactor: Redactor) -> str:
+    """The human-readable part of an error body, FastAPI-style or not, with
+    secrets blanked before it is cut (JSON may have spelled one in escapes
+    that the raw body did not show)."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -176,14 +180,15 @@ def _detail_of(body: bytes) -> str:
     if isinstance(data, dict):
         detail = data.get("detail")
         if isinstance(detail, list):
-            return "; ".join(_validation_item(item) for item in detail)[:DETAIL_CHARS]
+            joined = "; ".join(_validation_item(item) for item in detail)
+            return redactor.clip(joined, DETAIL_CHARS)
         error = data.get("error")
         if isinstance(error, dict):
             # OpenAI-compatible servers: {"error": {"message": ..., "type": ...}}
             error = error.get("message")
         for value in (detail, error, data.get("message")):
             if isinstance(value, str) and value:
-                return value[:DETAIL_CHARS]
+                return redactor.clip(value, DETAIL_CHARS)
     return excerpt(body)
 
 
@@ -241,10 +246,10 @@ def _tokens_generated(receipt: dict[str, Any]) -> int | None:
     return summary.tokens_generated if summary is not None else None
 
 
-def status_outcome(raw: RawReply, url: str) -> Outcome:
+def status_outcome(raw: RawReply, url: str, redactor: Redactor) -> Outcome:
     """A non-2xx status: the body is only read for a human-readable detail."""
     status = raw.status
-    detail = _detail_of(raw.body)
+    detail = _detail_of(raw.body, redactor)
     if status == 503:
         return failed(
             ROUTER_UNAVAILABLE,
@@ -422,7 +427,7 @@ def _parse(raw: RawReply) -> _Parsed | _Unreadable:
 
 
 def interpret(
-    call: InferenceCall, raw: RawReply, url: str
+    call: InferenceCall, raw: RawReply, url: str, redactor: Redactor
 ) -> tuple[Outcome, receipt_pb2.RouterCall]:
     if raw.too_large:
         outcome = failed(
@@ -438,7 +443,7 @@ def interpret(
     # An error status may still carry router metadata worth recording.
     router = _router_call(raw.status, readable)
     if not 200 <= raw.status < 300:
-        return status_outcome(raw, url), router
+        return status_outcome(raw, url, redactor), router
     if isinstance(parsed, _Unreadable):
         outcome = failed(
             ROUTER_REPLY_INVALID,

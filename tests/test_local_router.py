@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.openai_server import FakeUpstream, closed_loopback_url
+from tests.support.openai_server import FakeUpstream, closed_loopback_url, pieces_of
 from tests.support.router_process import (
     REPO_ROOT,
     RunningRouter,
@@ -461,6 +461,21 @@ def test_upstream_answer_with_mapped_model(
         "max_tokens": 99,
     }
     assert sent["authorization"] == f"Bearer {UPSTREAM_KEY}"
+
+
+@pytest.mark.parametrize(
+    "model",
+    # Across the cut of the upstream body's snippet (200 bytes), and near it.
+    ["echo-key-at-170-error", "echo-key-at-176-error", "echo-key-at-190-text"],
+)
+def test_no_piece_of_an_echoed_upstream_key_survives_the_cut(
+    upstream_client: httpx.Client, model: str
+) -> None:
+    data = upstream_client.post("/inference", json=body(model, "hi", "eu-west")).json()
+
+    assert data["success"] is False
+    text = data["error"] + data["failure"]["message"]
+    assert [piece for piece in pieces_of(UPSTREAM_KEY) if piece in text] == []
 
 
 def test_unmapped_model_is_sent_as_is(

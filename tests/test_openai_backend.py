@@ -14,7 +14,12 @@ from beacon.v1 import job_pb2, receipt_pb2
 from region_agent.config import AgentConfig, load_agent_config
 from region_agent.openai_client import OpenAIChatClient
 from region_agent.router_reply import InferenceCall
-from tests.support.openai_server import FakeUpstream, closed_loopback_url
+from tests.support.openai_server import (
+    FILLER,
+    FakeUpstream,
+    closed_loopback_url,
+    pieces_of,
+)
 from tests.support.servers import run_then_stop, start_agent, start_coordinator
 
 
@@ -187,6 +192,58 @@ async def test_a_key_the_server_echoes_never_reaches_the_receipt(
     assert "sk-local" not in reply.router.provider_receipt_json
     assert "sk-local" not in caplog.text
     assert "sk-local" not in detail
+
+
+LONG_KEY = "sk-proj-Z8q2LmX4vN7rT1wK9pB3cD6fG0hJ5yA"
+
+
+@pytest.fixture
+async def long_key_client(server: FakeUpstream) -> AsyncIterator[OpenAIChatClient]:
+    chat = OpenAIChatClient(server.url, api_key=LONG_KEY)
+    yield chat
+    await chat.aclose()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        # Across the cut of an error's detail (500 characters), and near it.
+        "echo-key-at-480-error",
+        "echo-key-at-497-error",
+        "echo-key-at-499-error",
+        "echo-key-at-0-error",
+        # Spelled in JSON escapes, which only decoding reveals.
+        "echo-key-at-480-escaped",
+        "echo-key-at-497-escaped",
+        # Across the cut of a body excerpt (200 characters).
+        "echo-key-at-190-text",
+        "echo-key-at-198-text",
+        # In an answer and in the completion's id.
+        "echo-key-at-10-answer",
+    ],
+)
+async def test_no_piece_of_an_echoed_key_survives_any_cut(
+    long_key_client: OpenAIChatClient, caplog: pytest.LogCaptureFixture, model: str
+) -> None:
+    reply = await long_key_client.infer(call(model), timeout_seconds=10)
+
+    texts = {
+        "output": reply.output,
+        "log": caplog.text,
+        "receipt": reply.router.SerializeToString().decode("utf-8", "replace"),
+    }
+    if reply.failure is not None:
+        texts["failure"] = reply.failure.SerializeToString().decode("utf-8", "replace")
+    leaks = {
+        where: piece
+        for where, text in texts.items()
+        for piece in pieces_of(LONG_KEY)
+        if piece in text
+    }
+    assert leaks == {}
+    assert FILLER * 10 in reply.output + (
+        reply.failure.message if reply.failure else ""
+    )
 
 
 @pytest.mark.parametrize("key", ["sk-line\r\n", "sk-ünïcode", " sk-spaced"])

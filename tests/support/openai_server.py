@@ -55,6 +55,8 @@ class FakeUpstream:
         )
         model = payload["model"]
         content = f"upstream answer to: {payload['messages'][0]['content']}"
+        if model.startswith(ECHO_KEY_AT):
+            return echo_key(request.headers.get("authorization", ""), model)
         if model == "fail-500":
             return PlainTextResponse("model crashed", status_code=500)
         if model == "fail-429":
@@ -98,6 +100,40 @@ class FakeUpstream:
                 },
             }
         )
+
+
+# "echo-key-at-N-SHAPE": the bearer token quoted after N characters, in a
+# reply of SHAPE: "error" (JSON error, HTTP 401), "escaped" (the same with
+# the key in JSON escapes), "text" (not JSON, HTTP 200) or "answer" (a
+# completion that quotes it in its answer and its id).
+ECHO_KEY_AT = "echo-key-at-"
+FILLER = "x"
+
+
+def echo_key(authorization: str, model: str) -> Response:
+    offset, shape = model.removeprefix(ECHO_KEY_AT).split("-", 1)
+    key = authorization.removeprefix("Bearer ")
+    text = FILLER * int(offset) + key + FILLER * 600
+    if shape == "error":
+        return JSONResponse({"error": {"message": text}}, status_code=401)
+    if shape == "escaped":
+        escaped = "".join(f"\\u{ord(char):04x}" for char in key)
+        body = f'{{"error": {{"message": "{FILLER * int(offset)}{escaped}"}}}}'
+        return Response(body, status_code=401, media_type="application/json")
+    if shape == "text":
+        return PlainTextResponse(text)
+    return JSONResponse(
+        {
+            "id": f"chatcmpl-{key}",
+            "model": model,
+            "choices": [{"message": {"role": "assistant", "content": text}}],
+        }
+    )
+
+
+def pieces_of(key: str, size: int = 5) -> list[str]:
+    """Every run of `size` characters of `key`: what a cut could leave."""
+    return [key[i : i + size] for i in range(len(key) - size + 1)]
 
 
 def closed_loopback_url() -> str:
