@@ -31,13 +31,13 @@ from beacon.http_lanes import (
 from beacon.redaction import Redactor
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
+from region_agent import connection_failures
 from region_agent.reply_body import BodyTooLarge, read_bounded
 from region_agent.router_reply import (
     MAX_REPLY_BYTES,
     ROUTER_KIND,
     ROUTER_REPLY_INVALID,
     ROUTER_TIMEOUT,
-    ROUTER_UNREACHABLE,
     STAGE_CALL,
     STAGE_REPLY,
     CallProgress,
@@ -198,6 +198,7 @@ class HttpRouterClient:
                 retryable=True,
                 stage=STAGE_CALL,
             ), receipt_pb2.RouterCall(router_kind=self.kind)
+        deadline = asyncio.get_running_loop().time() + timeout_seconds
         try:
             async with asyncio.timeout(timeout_seconds):
                 raw = await self._post(payload, call.idempotency_key, progress)
@@ -228,14 +229,11 @@ class HttpRouterClient:
                 http_status=progress.status,
             )
         except httpx.HTTPError as exc:
-            outcome = failed(
-                ROUTER_UNREACHABLE,
-                f"cannot reach the router at {self._inference_url}"
-                f"{_partial(progress)}: {exc!r}",
-                retryable=True,
-                stage=STAGE_CALL,
-                http_status=progress.status,
+            time_left = deadline - asyncio.get_running_loop().time()
+            failure = await connection_failures.describe(
+                exc, self._inference_url, progress, time_left
             )
+            outcome = connection_failures.outcome(failure, progress)
         else:
             # Blanked before anything reads it, so that no cut of its text
             # can leave part of a secret behind.
@@ -303,17 +301,19 @@ class HttpRouterClient:
             headers=self._headers,
             extensions={"timeout": NO_SOCKET_TIMEOUTS},
         )
+        progress = CallProgress()
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                raw = await _exchange(self._health_lanes, request, CallProgress())
+                raw = await _exchange(self._health_lanes, request, progress)
         except TimeoutError:
             return False, (
                 f"no reply from {self._health_url} within {HEALTH_TIMEOUT_SECONDS:g}s"
             )
         except httpx.HTTPError as exc:
-            return False, self._redactor.text(
-                f"cannot reach {self._health_url}: {exc!r}"
+            failure = await connection_failures.describe(
+                exc, self._health_url, progress, HEALTH_TIMEOUT_SECONDS
             )
+            return False, self._redactor.text(failure.message)
         raw = self._scrubbed_raw(raw)
         if raw.too_large:
             return (
@@ -358,6 +358,7 @@ async def _exchange(
     progress: CallProgress,
 ) -> RawReply:
     """Send `request` on a lane and read the whole reply, its body bounded."""
+    request.extensions["trace"] = progress.trace
     async with lanes.lend() as lane:
         resp = await send(lane, request)
         try:

@@ -26,6 +26,7 @@ ROUTER_KIND: Final = "hybrid"
 MAX_REPLY_BYTES: Final = 16 * 1024 * 1024
 BODY_EXCERPT_CHARS: Final = 200
 DETAIL_CHARS: Final = 500
+LOCATION_CHARS: Final = 200
 INT32_MAX: Final = 2**31 - 1
 
 STAGE_CALL: Final = "router_call"
@@ -124,6 +125,16 @@ class CallProgress:
     """What is known of a call that may still fail before its body is read."""
 
     status: int = 0
+    # This call opened its connection (else it reused a kept-alive one).
+    new_connection: bool = False
+    request_sent: bool = False
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: follows the exchange's steps."""
+        if event == "connection.connect_tcp.complete":
+            self.new_connection = True
+        elif event == "http11.send_request_body.complete":
+            self.request_sent = True
 
 
 @dataclass(frozen=True)
@@ -292,7 +303,22 @@ def status_outcome(raw: RawReply, url: str, redactor: Redactor) -> Outcome:
             stage=STAGE_CALL,
             http_status=status,
         )
-    # Other 4xx, and 1xx/3xx (redirects are not followed: the URL is wrong).
+    if 300 <= status < 400:
+        target = (
+            f"to {redactor.clip(raw.location, LOCATION_CHARS)!r}"
+            if raw.location
+            else "with no Location header"
+        )
+        return failed(
+            f"ROUTER_HTTP_{status}",
+            f"router answered POST {url} with redirect HTTP {status} {target}; "
+            "redirects are not followed: set the router URL to where the router "
+            f"answers ({detail})",
+            retryable=False,
+            stage=STAGE_CALL,
+            http_status=status,
+        )
+    # Other 4xx, and 1xx.
     return failed(
         f"ROUTER_HTTP_{status}",
         f"router answered HTTP {status}: {detail}",

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -237,9 +238,18 @@ class CannedRouter:
         return Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The certificate (PEM) the router serves HTTPS with, and its key."""
+
+    cert: Path
+    key: Path
+
+
 @contextmanager
-def serve_canned_router() -> Iterator[CannedRouter]:
-    """Run a CannedRouter on 127.0.0.1 (a free port) until the block ends."""
+def serve_canned_router(tls: ServerTls | None = None) -> Iterator[CannedRouter]:
+    """Run a CannedRouter on 127.0.0.1 (a free port) until the block ends,
+    over HTTPS when given `tls`."""
     router = CannedRouter()
     # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets
     # whose proto says TCP, and without it every reply waits ~40 ms for a
@@ -248,13 +258,15 @@ def serve_canned_router() -> Iterator[CannedRouter]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
-    router.url = f"http://{host}:{port}"
+    router.url = f"{'https' if tls else 'http'}://{host}:{port}"
     config = uvicorn.Config(
         router.app(),
         log_level="warning",
         lifespan="off",
         access_log=False,
         timeout_graceful_shutdown=1,
+        ssl_certfile=tls.cert if tls else None,
+        ssl_keyfile=tls.key if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
