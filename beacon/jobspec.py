@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from google.protobuf import json_format
 
 from beacon import timeouts
 from beacon.cells import cell_count
+from beacon.generation import max_tokens_problem, temperature_problem
 from beacon.regions import KNOWN_REGIONS, UnknownRegionError, canonical_region
 from beacon.v1 import job_pb2
 from beacon.yamlfiles import load_yaml
@@ -30,7 +32,6 @@ MAX_TITLE_CHARS = 200
 MAX_GROUP_CHARS = 64
 MAX_SAMPLES = 100
 MAX_ATTEMPTS = 10
-MAX_TOKENS_LIMIT = 32768
 DEFAULT_MAX_CELLS = 100_000
 DEFAULT_TEMPERATURE = 0.1
 DEFAULT_MAX_TOKENS = 512
@@ -194,17 +195,19 @@ def _check_regions(spec: job_pb2.JobSpec, limits: SpecLimits, bad: Reporter) -> 
 
 def _check_generation(spec: job_pb2.JobSpec, bad: Reporter) -> None:
     gen = spec.generation
-    if not 0.0 <= gen.temperature <= 2.0:
-        bad("generation.temperature", f"{gen.temperature} is outside 0 to 2")
-    if not 0 <= gen.max_tokens <= MAX_TOKENS_LIMIT:
-        bad(
-            "generation.max_tokens",
-            f"{gen.max_tokens} is outside 0 (default) to {MAX_TOKENS_LIMIT}",
-        )
-    if not gen.HasField("temperature"):
-        gen.temperature = DEFAULT_TEMPERATURE
-    if gen.max_tokens == 0:
-        gen.max_tokens = DEFAULT_MAX_TOKENS
+    # A value given is checked as given; only one left out takes the default.
+    checks: tuple[
+        tuple[Literal["temperature", "max_tokens"], Callable[[Any], str | None], float],
+        ...,
+    ] = (
+        ("temperature", temperature_problem, DEFAULT_TEMPERATURE),
+        ("max_tokens", max_tokens_problem, DEFAULT_MAX_TOKENS),
+    )
+    for name, problem_of, default in checks:
+        if not gen.HasField(name):
+            setattr(gen, name, default)
+        elif problem := problem_of(getattr(gen, name)):
+            bad(f"generation.{name}", f"{problem} (or leave it out for {default:g})")
 
 
 def _check_counts(spec: job_pb2.JobSpec, bad: Reporter) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from beacon import log_context, tracing
 from beacon.classify import classify_answer
 from beacon.digests import sha256_hex
+from beacon.generation import max_tokens_problem, temperature_problem
 from beacon.offline_labels import without_offline_label
 from beacon.timestamps import now, seconds
 from beacon.v1 import receipt_pb2
@@ -74,12 +75,16 @@ def check_request(
             "prompt_sha256 is not the SHA-256 of prompt; the request was altered",
             retryable=False,
         )
-    if request.max_tokens < 0 or not 0.0 <= request.temperature <= 2.0:
-        return _failure(
-            "INVALID_REQUEST",
-            "temperature must be 0 to 2 and max_tokens 0 or more",
-            retryable=False,
+    problems = [
+        f"ExecuteRequest.{name} {problem}"
+        for name, problem in (
+            ("temperature", temperature_problem(request.temperature)),
+            ("max_tokens", max_tokens_problem(request.max_tokens)),
         )
+        if problem
+    ]
+    if problems:
+        return _failure("INVALID_REQUEST", "; ".join(problems), retryable=False)
     return None
 
 

@@ -151,6 +151,39 @@ async def test_bad_request_fails_its_cell_only(
     assert [c["prompt"] for c in calls_for(router, "[mixed]")] == ["[mixed] good?"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("max_tokens", 0, "allows no answer"),
+        ("max_tokens", -3, "outside 1 to 32768"),
+        ("max_tokens", 2**31 - 1, "outside 1 to 32768"),
+        ("temperature", float("nan"), "not a number"),
+        ("temperature", 2.5, "outside 0 to 2"),
+        ("temperature", float("inf"), "outside 0 to 2"),
+    ],
+)
+async def test_generation_settings_out_of_bounds_fail_their_cell_only(
+    stub: region_agent_service_pb2_grpc.RegionAgentServiceStub,
+    router: RunningRouter,
+    field: str,
+    value: float,
+    words: str,
+) -> None:
+    bad = request("job-bounds", "bad", f"[bounds-{field}-{value}] bad?")
+    setattr(bad, field, value)
+    good = request("job-bounds", "good", f"[bounds-{field}-{value}] good?")
+
+    bodies = {b.question_id: b for b in await execute(stub, [bad, good])}
+
+    failure = bodies["bad"].failure
+    assert (failure.code, failure.retryable) == ("INVALID_REQUEST", False)
+    assert f"ExecuteRequest.{field}" in failure.message
+    assert words in failure.message
+    assert bodies["good"].result == receipt_pb2.ATTEMPT_RESULT_SUCCESS
+    prompts = [c["prompt"] for c in calls_for(router, f"[bounds-{field}-{value}]")]
+    assert prompts == [f"[bounds-{field}-{value}] good?"]
+
+
 async def test_repeated_attempt_replays_the_signed_receipt(
     agent: RunningAgent,
     stub: region_agent_service_pb2_grpc.RegionAgentServiceStub,

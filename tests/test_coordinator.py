@@ -120,14 +120,8 @@ async def test_run_job_streams_progress_and_ends_with_the_result(
     assert len(calls_with(router, "[run-1]")) == 8
 
 
-async def test_invalid_spec_gets_field_violations(
-    make_deployment: Callable[..., Any],
-) -> None:
-    deployment = await make_deployment()
-    bad = spec("bad-1", "[bad]")
-    bad.regions.append("mars")
-    bad.models.append("mistral-7b")
-
+async def submit_violations(deployment: Any, bad: job_pb2.JobSpec) -> dict[str, str]:
+    """The field violations SubmitJob refuses `bad` with (INVALID_ARGUMENT)."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await deployment.stub.SubmitJob(pb.SubmitJobRequest(spec=bad))
 
@@ -136,7 +130,40 @@ async def test_invalid_spec_gets_field_violations(
     assert status is not None
     detail = error_details_pb2.BadRequest()
     status.details[0].Unpack(detail)
-    fields = {v.field: v.description for v in detail.field_violations}
+    return {v.field: v.description for v in detail.field_violations}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("max_tokens", 0, "allows no answer"),
+        ("max_tokens", -1, "outside 1 to 32768"),
+        ("max_tokens", 1_000_000, "outside 1 to 32768"),
+        ("temperature", float("nan"), "not a number"),
+        ("temperature", -0.5, "outside 0 to 2"),
+    ],
+)
+async def test_generation_settings_out_of_bounds_are_refused_at_submit(
+    make_deployment: Callable[..., Any], field: str, value: float, words: str
+) -> None:
+    bad = spec("bad-generation", "[bad-generation]")
+    setattr(bad.generation, field, value)
+
+    fields = await submit_violations(await make_deployment(), bad)
+
+    assert words in fields[f"generation.{field}"]
+    assert "leave it out" in fields[f"generation.{field}"]
+
+
+async def test_invalid_spec_gets_field_violations(
+    make_deployment: Callable[..., Any],
+) -> None:
+    bad = spec("bad-1", "[bad]")
+    bad.regions.append("mars")
+    bad.models.append("mistral-7b")
+
+    fields = await submit_violations(await make_deployment(), bad)
+
     assert "regions[2]" in fields and "us-east" in fields["regions[2]"]
     assert "models[2]" in fields and "duplicate" in fields["models[2]"]
 

@@ -50,6 +50,17 @@ def test_valid_spec_gets_defaults() -> None:
     assert t.router_call_seconds >= 150, "a 150 s cold start must fit"
 
 
+def test_a_max_tokens_left_out_takes_the_default_and_zero_is_refused() -> None:
+    assert normalize_spec(valid_spec()).generation.max_tokens == 512
+    spec = valid_spec()
+    spec.generation.max_tokens = 0
+
+    found = violations(spec)
+
+    assert "allows no answer" in found["generation.max_tokens"]
+    assert "leave it out for 512" in found["generation.max_tokens"]
+
+
 def test_zero_temperature_is_kept() -> None:
     """An explicit temperature of 0 is a real choice, not 'unset'."""
     spec = valid_spec()
@@ -238,8 +249,27 @@ def test_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
             "questons: []\n",
             "line 4: ",
         ),
+        (
+            "job.yaml",
+            "models: [m]\nregions: [us-east]\nquestions: [{id: q, text: 'Hi?'}]\n"
+            "generation:\n  max_tokens: 0\n",
+            "line 5: generation.max_tokens: 0 is outside 1 to 32768",
+        ),
+        (
+            "job.yaml",
+            "models: [m]\nregions: [us-east]\nquestions: [{id: q, text: 'Hi?'}]\n"
+            "generation:\n  temperature: 'NaN'\n",
+            "line 5: generation.temperature: is not a number",
+        ),
     ],
-    ids=["yaml-region", "json-duplicate-question", "json-camel-case", "unknown-key"],
+    ids=[
+        "yaml-region",
+        "json-duplicate-question",
+        "json-camel-case",
+        "unknown-key",
+        "yaml-zero-max-tokens",
+        "yaml-nan-temperature",
+    ],
 )
 def test_job_file_errors_name_the_line(
     tmp_path: Path, name: str, content: str, expected: str
