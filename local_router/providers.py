@@ -191,12 +191,13 @@ class OpenAICompatibleProvider:
             )
         # Report the Beacon id only when the upstream served what was asked for,
         # so a substituted model is visible to whoever checks metadata.model.
-        served = model if completion.model == upstream_model else completion.model
+        answered = self._redactor.text(completion.model)
+        served = model if answered == upstream_model else answered
         if served != model:
             logger.warning(
                 "upstream %s served model %r when asked for %r (beacon model %r)",
                 self.name,
-                completion.model,
+                answered,
                 upstream_model,
                 model,
             )
@@ -205,7 +206,7 @@ class OpenAICompatibleProvider:
             response=self._redactor.text(completion.content),
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
-            upstream_model=completion.model,
+            upstream_model=answered,
         )
 
     def _failed(

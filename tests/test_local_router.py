@@ -465,16 +465,23 @@ def test_upstream_answer_with_mapped_model(
 
 @pytest.mark.parametrize(
     "model",
-    # Across the cut of the upstream body's snippet (200 bytes), and near it.
-    ["echo-key-at-170-error", "echo-key-at-176-error", "echo-key-at-190-text"],
+    # Across the cut of the upstream body's snippet (200 bytes), near it,
+    # and in an answer.
+    [
+        "echo-key-at-170-error",
+        "echo-key-at-176-error",
+        "echo-key-at-190-text",
+        "echo-key-at-10-answer",
+    ],
 )
 def test_no_piece_of_an_echoed_upstream_key_survives_the_cut(
     upstream_client: httpx.Client, model: str
 ) -> None:
     data = upstream_client.post("/inference", json=body(model, "hi", "eu-west")).json()
 
-    assert data["success"] is False
-    text = data["error"] + data["failure"]["message"]
+    failure = data["failure"] or {}
+    text = f"{data['response']} {data['error']} {failure.get('message')}"
+    assert "x" * 10 in text
     assert [piece for piece in pieces_of(UPSTREAM_KEY) if piece in text] == []
 
 
