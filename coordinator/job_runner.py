@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from beacon.cells import Cell, expand_cells
 from beacon.statuses import CellStatus, JobStatus
@@ -234,6 +235,24 @@ class JobRunner:
             )
         for stream in self._streams.values():
             stream.start()
+            if not self._context.replicas.get(stream.region) and stream.queue.qsize():
+                self._warn_unserved(stream)
+
+    def _warn_unserved(self, stream: RegionStream) -> None:
+        """Only a resumed job can name a region this coordinator has no agent
+        for; its cells wait (a restart with the region configured runs them)."""
+        deadline = self._created_at + self._spec.timeouts.job_seconds
+        logger.error(
+            "job_id=%s has %d open cells in region %s, which has no agent in "
+            "this coordinator's configuration: they wait until the job deadline "
+            "(%s) or a cancel; to run them, add an agent of %s to the "
+            "configuration and restart the coordinator",
+            self.job_id,
+            stream.queue.qsize(),
+            stream.region,
+            datetime.fromtimestamp(deadline, UTC).isoformat(timespec="seconds"),
+            stream.region,
+        )
 
     async def _wait_for_end(self) -> JobStatus:
         deadline = self._created_at + self._spec.timeouts.job_seconds

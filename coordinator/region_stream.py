@@ -144,7 +144,10 @@ class RegionStream:
         self._capacity = capacity
         self.queue: asyncio.Queue[Pending] = asyncio.Queue()
         # Why the region's last connection attempt failed; cleared on success.
-        self.last_error = ""
+        # A resumed job may name a region since removed from the configuration.
+        self.last_error = (
+            "" if self._replicas else "this coordinator's configuration names none"
+        )
         self._connections: set[_Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
         # Cleared while the coordinator drains: cells stay in the queue.
