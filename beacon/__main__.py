@@ -2,6 +2,6 @@
 
 import sys
 
-from beacon.cli import main
+from beacon.entry import main
 
 sys.exit(main())

@@ -14,6 +14,7 @@ from rich.console import Console
 from beacon import event_loop, logs
 from beacon.cells import cell_count
 from beacon.client import CoordinatorClient, CoordinatorError, Endpoint
+from beacon.entry import INTERRUPTED
 from beacon.job_file import check_job_file
 from beacon.jobspec import DEFAULT_MAX_CELLS, JobSpecError, SpecLimits
 from beacon.progress import StreamBroken
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"beacon {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
     return code
 
 

@@ -6,14 +6,18 @@ separate processes the way an operator does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +114,41 @@ class ProcessGroup:
         return managed
 
     def stop_all(self) -> None:
-        for managed in reversed(self.processes):
-            managed.stop()
+        """Stop every child, the last started first.
+
+        A Ctrl-C meanwhile would leave the rest running: it is held until
+        all are stopped, then raised; a second one kills those left at once.
+        """
+        with _interrupts_held(self._kill_all):
+            for managed in reversed(self.processes):
+                managed.stop()
         self.processes.clear()
+
+    def _kill_all(self) -> None:
+        for managed in self.processes:
+            if managed.process.poll() is None:
+                managed.process.kill()
+
+
+@contextlib.contextmanager
+def _interrupts_held(on_second: Callable[[], None]) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        # Only the main thread receives signals and may set their handlers.
+        yield
+        return
+    received = 0
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        received += 1
+        if received == 2:
+            logger.warning("interrupted again: killing the processes left")
+            on_second()
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
