@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from beacon import tracing
 from beacon.tracing import TRACEPARENT
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 # Status of a reply nobody reads: the caller hung up first.
 CLIENT_CLOSED_REQUEST = 499
+SERVICE_UNAVAILABLE = 503
 
 
 def create_app(config: RouterConfig) -> FastAPI:
@@ -78,17 +79,18 @@ def create_app(config: RouterConfig) -> FastAPI:
 
         work = asyncio.create_task(replays.run(key, produce))
         gone = asyncio.create_task(_caller_gone(request))
-        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-        gone.cancel()
-        if not work.done():
-            # The caller gave up (a deadline, a cancel, a killed agent): the
-            # call is abandoned, so nothing it would have produced is kept.
+
+        def abandon(why: str) -> None:
+            # Nothing the call would have produced is kept.
             work.cancel()
             metrics.call_answered(
                 body, None, time.perf_counter() - started, served_regions
             )
             logger.info(
-                "abandoned call model=%s region=%s", body.model, body.region_preference
+                "abandoned call (%s) model=%s region=%s",
+                why,
+                body.model,
+                body.region_preference,
             )
             if call_log is not None:
                 call_log.record(
@@ -98,6 +100,21 @@ def create_app(config: RouterConfig) -> FastAPI:
                     fault=chosen[0],
                     traceparent=request.headers.get(TRACEPARENT),
                 )
+
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Only the server cancels a call: it was still unanswered when
+            # the grace period of the router's shutdown ended.
+            gone.cancel()
+            abandon("the router is stopping")
+            return JSONResponse(
+                {"detail": "the router stopped before this call was answered"},
+                status_code=SERVICE_UNAVAILABLE,
+            )
+        gone.cancel()
+        if not work.done():
+            abandon("the caller gave up")
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         served, replayed = work.result()
         metrics.call_answered(

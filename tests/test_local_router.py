@@ -16,10 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.eventually import eventually
 from tests.support.openai_server import FakeUpstream, closed_loopback_url, pieces_of
 from tests.support.router_process import (
     REPO_ROOT,
     RunningRouter,
+    add_fault_rules,
+    pending_fault_rules,
     read_call_log,
     start_router,
     stop_process,
@@ -103,6 +106,38 @@ def test_stops_cleanly_on_signal(tmp_path: Path, sig: str) -> None:
         assert router.process.wait(timeout=20) == 0
         assert not ready_file.exists()
         assert "Traceback" not in router.stderr()
+
+
+async def test_calls_still_hung_when_it_stops_are_answered_and_logged(
+    tmp_path: Path,
+) -> None:
+    """After the shutdown's grace period: each call gets a 503 that says why
+    and a line in the call log, and the router exits without a traceback."""
+    env = {"BEACON_ROUTER_SHUTDOWN_TIMEOUT_SECONDS": "1"}
+    with start_router(tmp_path, "--fault-control", env=env) as router:
+        add_fault_rules(router.url, {"shape": "hang", "count": 2})
+        async with httpx.AsyncClient(base_url=router.url, timeout=30) as client:
+            calls = [
+                asyncio.create_task(
+                    client.post(
+                        "/inference",
+                        json={"model": "llama3.2-1b", "prompt": f"hung {i}?"},
+                    )
+                )
+                for i in range(2)
+            ]
+            await eventually(lambda: not pending_fault_rules(router.url))
+            router.process.send_signal(signal.SIGTERM)
+            replies = await asyncio.gather(*calls)
+        assert await asyncio.to_thread(router.process.wait, 20) == 0
+        stderr = router.stderr()
+
+    assert [r.status_code for r in replies] == [503, 503]
+    assert all("router stopped" in r.json()["detail"] for r in replies)
+    logged = read_call_log(router.call_log)
+    assert sorted(c["prompt"] for c in logged) == ["hung 0?", "hung 1?"]
+    assert not any(c["success"] for c in logged)
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.parametrize(
