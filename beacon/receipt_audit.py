@@ -16,12 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from pydantic import ValidationError
 
 from beacon.cells import Cell, expand_cells
 from beacon.signing import PublicKey, key_id_for
 from beacon.statuses import CellStatus
-from beacon.v1 import analysis_pb2, job_pb2, receipt_pb2
+from beacon.v1 import job_pb2, receipt_pb2
 from coordinator.analysis import analyze_result
 from coordinator.analysis.similarity import METHOD
 from coordinator.analysis.thresholds import AnalysisThresholds
@@ -191,13 +192,45 @@ def analysis_problems(result: job_pb2.JobResult) -> list[str]:
     recomputed = analyze_result(result, thresholds)
     if recomputed == stated:
         return []
-    risk = analysis_pb2.RiskLevel.Name
+    path, says, gives = first_difference(stated, recomputed)
     return [
-        "the analysis is not what the outcomes give: it says risk "
-        f"{risk(stated.risk)} with {len(stated.risk_reasons)} reason(s); "
-        f"recomputed, risk {risk(recomputed.risk)} with "
-        f"{len(recomputed.risk_reasons)} reason(s)"
+        f"the analysis is not what the outcomes give: {path} is {says} in the "
+        f"file; recomputed, it is {gives}"
     ]
+
+
+def first_difference(
+    stated: Message, recomputed: Message, path: str = ""
+) -> tuple[str, str, str]:
+    """The first field where two messages of one type differ, and each value."""
+    for member in stated.DESCRIPTOR.fields:
+        here = f"{path}.{member.name}" if path else member.name
+        ours, theirs = getattr(stated, member.name), getattr(recomputed, member.name)
+        if ours == theirs:
+            continue
+        enum = member.enum_type
+        names = {v.number: v.name for v in enum.values} if enum else {}
+        if member.is_repeated:
+            for index, (one, other) in enumerate(zip(ours, theirs, strict=False)):
+                if one != other:
+                    return _differing(f"{here}[{index}]", one, other, names)
+            return here, f"{len(ours)} long", f"{len(theirs)} long"
+        return _differing(here, ours, theirs, names)
+    return path, "one thing", "another"
+
+
+def _differing(
+    path: str, ours: object, theirs: object, enum_names: Mapping[int, str]
+) -> tuple[str, str, str]:
+    if isinstance(ours, Message) and isinstance(theirs, Message):
+        return first_difference(ours, theirs, path)
+    if isinstance(ours, int) and isinstance(theirs, int) and enum_names:
+        return (
+            path,
+            enum_names.get(ours, str(ours)),
+            enum_names.get(theirs, str(theirs)),
+        )
+    return path, repr(ours), repr(theirs)
 
 
 def _job_token(result: job_pb2.JobResult, pinned: PinnedKeys) -> str:

@@ -235,7 +235,29 @@ def test_an_edited_analysis_is_invalid(exported: Exported, tmp_path: Path) -> No
 
     assert genuine_code == 0
     assert code == 1
-    assert "the analysis is not what the outcomes give" in out
+    assert (
+        "the analysis is not what the outcomes give: risk is RISK_LEVEL_HIGH in "
+        "the file; recomputed, it is RISK_LEVEL_"
+    ) in out
+
+
+def test_an_edited_number_in_the_analysis_is_named(
+    exported: Exported, tmp_path: Path
+) -> None:
+    """An edit that leaves the risk as it was: the message names the field,
+    instead of the same risk summary twice."""
+    edited = copy(exported.first)
+    stats = edited.analysis.region_models[1]
+    edited_value = stats.answered_cells + 7
+    stats.answered_cells = edited_value
+
+    code, out = verify(edited, tmp_path, "--pins", str(exported.pins))
+
+    assert code == 1
+    assert (
+        f"region_models[1].answered_cells is {edited_value} in the file; recomputed, "
+        f"it is {edited_value - 7}"
+    ) in out
 
 
 def test_a_result_with_no_outcomes_is_a_usage_error(tmp_path: Path) -> None:
