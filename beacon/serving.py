@@ -47,6 +47,12 @@ class ServingServer:
             self.server,
         )
         self.address = ""
+        # SERVING needs all three: started, not stopping, and nothing the
+        # service depends on (a file it must write) out of order.
+        self._started = False
+        self._stopping = False
+        self._available = True
+        self._health_updates: set[asyncio.Task[None]] = set()
 
     def bind(
         self, listen: str, credentials: grpc.ServerCredentials | None = None
@@ -75,10 +81,29 @@ class ServingServer:
 
     async def start(self) -> None:
         await self.server.start()
-        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self._started = True
+        await self._show_health()
 
     async def mark_not_serving(self) -> None:
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        """For good: the server is stopping."""
+        self._stopping = True
+        await self._show_health()
+
+    def set_available(self, available: bool) -> None:
+        """NOT_SERVING while the service cannot do its work, SERVING again
+        once it can (unless stopping); callable from a synchronous callback."""
+        self._available = available
+        update = asyncio.ensure_future(self._show_health())
+        self._health_updates.add(update)
+        update.add_done_callback(self._health_updates.discard)
+
+    async def _show_health(self) -> None:
+        serving = self._started and not self._stopping and self._available
+        await self._set_health(
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
 
     async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         await self.mark_not_serving()

@@ -237,6 +237,22 @@ class CellExecutor:
             ),
         )
 
+    def receipt_not_kept(
+        self, request: receipt_pb2.ExecuteRequest
+    ) -> receipt_pb2.ReceiptBody:
+        """The receipt body for an attempt whose receipt this agent could not
+        write to its receipts file (a full disk): retried, never answered
+        with something a restarted agent could not replay."""
+        return self._finish_failure(
+            self._base_body(request),
+            _failure(
+                "RECEIPT_NOT_KEPT",
+                "the agent could not write its receipts file (see its log), "
+                "so it gives no answer for this attempt",
+                retryable=True,
+            ),
+        )
+
     def abandoned(self, request: receipt_pb2.ExecuteRequest) -> receipt_pb2.ReceiptBody:
         """The receipt body for a cell of a job its coordinator abandoned."""
         return self._finish_failure(

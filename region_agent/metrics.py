@@ -28,3 +28,9 @@ ROUTER_CALL_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+RECEIPTS_NOT_KEPT = Counter(
+    "beacon_agent_receipts_not_stored",
+    "Receipts that could not be written to the receipts file (a full disk, "
+    "most often); their cells were answered with a retryable failure.",
+    registry=REGISTRY,
+)

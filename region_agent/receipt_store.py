@@ -19,6 +19,11 @@ and then share one commit): a checkpoint that ends with no write since its
 start is what lets the WAL start over, instead of growing for as long as
 receipts keep coming.
 
+A write that fails (a full disk, most often) fails the receipts it held:
+their cells get a retryable failure instead of an answer nobody could
+replay. The file is then tried again, with a write of its own and growing
+waits, until a write succeeds, so that it recovers without any traffic.
+
 Nearly every attempt is new, so the file is read only for attempts whose key
 it may hold: the store keeps the hash of every key written, and a lookup
 whose hash is not among them needs no trip to the disk thread.
@@ -33,6 +38,8 @@ import time
 from pathlib import Path
 
 from beacon.sqlite_worker import SqliteWorker
+from beacon.write_outage import WriteOutage
+from region_agent import metrics
 from region_agent.receipts import AttemptKey
 
 logger = logging.getLogger(__name__)
@@ -53,6 +60,11 @@ INSERT = "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?, ?, ?)"
 # A WAL this large is checkpointed into the file (SQLite's own default is
 # 1,000 pages of 4 KiB).
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+# The write that tells whether the file takes receipts again: about the size
+# of a large receipt, added and removed in one commit.
+PROBE_BYTES = 64 * 1024
+PROBE = "INSERT INTO receipts VALUES ('', '', -1, 'probe', zeroblob(?), 0)"
+UNPROBE = "DELETE FROM receipts WHERE job_id = '' AND attempt = -1"
 
 Row = tuple[str, str, int, str, bytes, float]
 
@@ -87,6 +99,13 @@ class ReceiptStore:
         # hash() of every key in the file: a hit may be a collision and is
         # read to be sure; a miss is certain.
         self._maybe_kept: set[int] = set()
+        self.outage = WriteOutage(
+            "receipts file",
+            path,
+            "cells get a retryable failure and this agent reports NOT_SERVING "
+            "and takes no new cells until receipts can be kept",
+        )
+        self._probing: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path, retention_seconds: float) -> ReceiptStore:
@@ -155,6 +174,12 @@ class ReceiptStore:
             self._write([row for row, _ in batch])
         except sqlite3.Error as exc:
             error = exc
+            metrics.RECEIPTS_NOT_KEPT.inc(len(batch))
+            self.outage.failed(exc, len(batch))
+            if self._probing is None or self._probing.done():
+                self._probing = asyncio.ensure_future(self._probe_until_writable())
+        else:
+            self.outage.succeeded()
         for _, done in batch:
             if done.done():
                 continue
@@ -181,6 +206,31 @@ class ReceiptStore:
             return
         if wal_bytes >= CHECKPOINT_WAL_BYTES and not self._checkpointing:
             self._start_checkpoint()
+
+    async def _probe_until_writable(self) -> None:
+        """Try the file, with growing waits, until a write succeeds: a
+        NOT_SERVING agent gets no cells whose receipts would show it."""
+        while not self.outage.writable:
+            await asyncio.sleep(self.outage.retry_in())
+            writer = self._writer
+            if writer is None or self.outage.writable:
+                return
+            if self._writes_paused:
+                continue
+            try:
+                writer.execute("BEGIN")
+                try:
+                    writer.execute(PROBE, (PROBE_BYTES,))
+                    writer.execute(UNPROBE)
+                    writer.execute("COMMIT")
+                except BaseException:
+                    if writer.in_transaction:
+                        writer.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self.outage.failed(exc, writes=0)
+            else:
+                self.outage.succeeded()
 
     def _start_checkpoint(self) -> None:
         self._checkpointing = True
@@ -216,6 +266,8 @@ class ReceiptStore:
         return False
 
     async def close(self) -> None:
+        if self._probing is not None:
+            self._probing.cancel()
         self._writes_paused = False
         self._commit_batch()
         if self._writer is not None:

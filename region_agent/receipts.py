@@ -11,11 +11,16 @@ from typing import Protocol
 from beacon.digests import sha256_hex
 from beacon.signing import SigningKey
 from beacon.v1 import receipt_pb2
+from beacon.write_outage import WriteOutage
 
 logger = logging.getLogger(__name__)
 
 # (job id, cell id, attempt, digest of what the attempt asks for)
 AttemptKey = tuple[str, str, int, str]
+# Executes the attempt; and makes its failure receipt for when the answer
+# cannot be kept.
+Produce = Callable[[], Awaitable[receipt_pb2.Receipt]]
+Unkept = Callable[[], receipt_pb2.Receipt]
 
 
 def attempt_key(request: receipt_pb2.ExecuteRequest) -> AttemptKey:
@@ -53,6 +58,9 @@ class DurableReceipts(Protocol):
 
     async def put(self, key: AttemptKey, receipt: bytes) -> None: ...
 
+    @property
+    def outage(self) -> WriteOutage: ...
+
 
 class ReceiptBook:
     """One execution per (job, cell, attempt): a repeat gets the first receipt.
@@ -62,6 +70,11 @@ class ReceiptBook:
     Receipts are kept in memory, oldest dropped first, up to `capacity`
     receipts and `max_bytes` of them; with `durable`, also on disk before
     they are sent, so they outlive the agent's process.
+
+    With `durable`, only a kept receipt goes out: one that could not be
+    written (or would not be, while the file takes no writes) is replaced by
+    `unkept()`, a retryable failure, since after a restart the attempt would
+    run again and could be answered differently.
     """
 
     def __init__(
@@ -75,9 +88,7 @@ class ReceiptBook:
         self._running: dict[AttemptKey, asyncio.Future[receipt_pb2.Receipt]] = {}
 
     async def once(
-        self,
-        key: AttemptKey,
-        produce: Callable[[], Awaitable[receipt_pb2.Receipt]],
+        self, key: AttemptKey, produce: Produce, unkept: Unkept
     ) -> receipt_pb2.Receipt:
         while True:
             stored = self._done.get(key)
@@ -98,8 +109,7 @@ class ReceiptBook:
         try:
             receipt = await self._kept(key)
             if receipt is None:
-                receipt = await produce()
-                await self._keep(key, receipt)
+                receipt = await self._produce_kept(key, produce, unkept)
             self._remember(key, receipt)
             future.set_result(receipt)
             return receipt
@@ -120,16 +130,23 @@ class ReceiptBook:
         logger.info("replayed kept receipt job_id=%s cell_id=%s attempt=%d", *key[:3])
         return receipt_pb2.Receipt.FromString(data)
 
-    async def _keep(self, key: AttemptKey, receipt: receipt_pb2.Receipt) -> None:
-        if self._durable is None:
-            return
+    async def _produce_kept(
+        self, key: AttemptKey, produce: Produce, unkept: Unkept
+    ) -> receipt_pb2.Receipt:
+        durable = self._durable
+        if durable is None:
+            return await produce()
+        if not durable.outage.writable:
+            # No router call whose answer could not be kept.
+            return unkept()
+        receipt = await produce()
         try:
-            await self._durable.put(key, receipt.SerializeToString())
+            await durable.put(key, receipt.SerializeToString())
         except Exception:
-            # The answer still goes out; only a replay after a restart is lost.
-            logger.exception(
-                "could not keep receipt job_id=%s cell_id=%s attempt=%d", *key[:3]
-            )
+            # The store's outage log says why, once for all cells.
+            logger.debug("receipt not kept job_id=%s cell_id=%s attempt=%d", *key[:3])
+            return unkept()
+        return receipt
 
     def _remember(self, key: AttemptKey, receipt: receipt_pb2.Receipt) -> None:
         self._done[key] = receipt

@@ -53,10 +53,14 @@ def bind_agent(
     config: AgentConfig,
     service: region_agent_service_pb2_grpc.RegionAgentServiceServicer,
     listen: str,
+    kept_receipts: DurableReceipts | None = None,
 ) -> ServingServer:
     """The agent's server, bound: mutual TLS (only the coordinator may call)
-    when the configuration has certificates, plaintext otherwise."""
+    when the configuration has certificates, plaintext otherwise. Its health
+    is NOT_SERVING while `kept_receipts` cannot be written."""
     serving = ServingServer([SERVICE_NAME], [CoordinatorOnly()] if config.tls else [])
+    if kept_receipts is not None:
+        kept_receipts.outage.watch(serving.set_available)
     region_agent_service_pb2_grpc.add_RegionAgentServiceServicer_to_server(
         service, serving.server
     )
@@ -88,7 +92,7 @@ async def run_agent(config: AgentConfig) -> None:
             config.receipts_file, config.receipt_retention_hours * 3600
         )
     service = build_service(config, key, router, kept)
-    serving = bind_agent(config, service, config.listen)
+    serving = bind_agent(config, service, config.listen, kept)
     label = f"beacon-agent[{config.region}]"
     exporter = start_metrics(config.metrics_listen, metrics.REGISTRY, label)
     logger.info(

@@ -50,6 +50,9 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         self._readers: set[asyncio.Task[None]] = set()
         self._abandoned = AbandonedJobs()
         self._draining = False
+        self._kept = kept_receipts
+        if kept_receipts is not None:
+            kept_receipts.outage.watch(self._receipts_writable)
 
     async def Describe(
         self,
@@ -98,6 +101,12 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
         if self._draining:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, "this agent is shutting down"
+            )
+        if self._kept is not None and not self._kept.outage.writable:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "this agent cannot write its receipts file (see its log); it "
+                "takes cells again once it can",
             )
         logger.info("execute stream opened peer=%s", peer)
         ready: asyncio.Queue[receipt_pb2.Receipt | None] = asyncio.Queue()
@@ -171,9 +180,19 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
     async def drain(self) -> None:
         """Take no new cells; streams end once their cells are answered."""
         self._draining = True
+        self._stop_reading()
+        logger.info("draining: %d cells still running", len(self._executions))
+
+    def _stop_reading(self) -> None:
         for reader in list(self._readers):
             reader.cancel()
-        logger.info("draining: %d cells still running", len(self._executions))
+
+    def _receipts_writable(self, writable: bool) -> None:
+        # Open streams end once their cells are answered; the coordinator
+        # keeps the cells it could not send and sends them when this agent
+        # takes streams again.
+        if not writable:
+            self._stop_reading()
 
     async def _receipt_for(
         self, request: receipt_pb2.ExecuteRequest
@@ -194,7 +213,10 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
                 body = self._executor.agent_error(request)
             return seal(body, self._key)
 
-        return await self._book.once(attempt_key(request), produce)
+        def unkept() -> receipt_pb2.Receipt:
+            return seal(self._executor.receipt_not_kept(request), self._key)
+
+        return await self._book.once(attempt_key(request), produce, unkept)
 
 
 def _job_of(request: receipt_pb2.ExecuteRequest) -> JobKey:

@@ -19,6 +19,7 @@ from coordinator.server import bind_coordinator
 from coordinator.service import CoordinatorService
 from coordinator.sqlite_store import SqliteJobStore
 from region_agent.config import AgentConfig
+from region_agent.receipts import DurableReceipts
 from region_agent.router_client import RouterClient
 from region_agent.server import bind_agent, build_service, router_client_for
 from region_agent.service import RegionAgentService
@@ -46,6 +47,7 @@ async def start_agent(
     key: SigningKey | None = None,
     capacity: int = 4,
     wrap: Callable[[RegionAgentService], Any] | None = None,
+    kept_receipts: DurableReceipts | None = None,
     **settings: Any,
 ) -> RunningAgent:
     key = key or SigningKey.generate()
@@ -59,8 +61,10 @@ async def start_agent(
         **settings,
     )
     router = router_client_for(config)
-    servicer = build_service(config, key, router)
-    serving = bind_agent(config, wrap(servicer) if wrap else servicer, "127.0.0.1:0")
+    servicer = build_service(config, key, router, kept_receipts)
+    serving = bind_agent(
+        config, wrap(servicer) if wrap else servicer, "127.0.0.1:0", kept_receipts
+    )
     address = serving.address
     await serving.start()
     return RunningAgent(region, address, key, servicer, serving, router)
