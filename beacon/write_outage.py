@@ -34,7 +34,7 @@ def describe_write_error(error: BaseException) -> str:
 
 
 class WriteOutage:
-    def __init__(self, what: str, path: Path, consequence: str) -> None:
+    def __init__(self, what: str, path: Path | str, consequence: str) -> None:
         self._what = what
         self._path = path
         # What the service does meanwhile, said in the first line.

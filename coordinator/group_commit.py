@@ -78,7 +78,9 @@ class GroupCommit:
         try:
             outcomes = self._commit(batch)
         except Exception as exc:
-            logger.warning("group commit of %d writes failed: %s", len(batch), exc)
+            # Each caller gets the error and reports it; a full disk fails
+            # every commit, which is no reason for a line each.
+            logger.debug("group commit of %d writes failed: %s", len(batch), exc)
             outcomes = [(item, None, exc) for item in batch]
         _deliver(outcomes)
 
@@ -92,6 +94,11 @@ class GroupCommit:
                 try:
                     value = item.write(db)
                 except Exception as exc:
+                    if not db.in_transaction:
+                        # SQLite rolled the whole transaction back (it may
+                        # on a full disk): every write in it is undone, and
+                        # this error, not a missing savepoint, says why.
+                        raise
                     db.execute("ROLLBACK TO one_write")
                     outcomes.append((item, None, exc))
                 else:

@@ -25,7 +25,7 @@ from coordinator import observe
 from coordinator.capacity import AgentCapacity
 from coordinator.events import JobEvents
 from coordinator.outcomes import Verdict, verdict_for_failure, verdict_for_receipt
-from coordinator.region_stream import Pending, RegionStream, Replica
+from coordinator.region_stream import Pending, RegionStream, Replica, Sending
 from coordinator.results import summary_of
 from coordinator.store import (
     AttemptEnd,
@@ -34,6 +34,7 @@ from coordinator.store import (
     JobStore,
     ResumePoints,
 )
+from coordinator.store_writes import ATTEMPT_END, SENT, StoreWrites
 from coordinator.verify import (
     PinnedKeys,
     ReceiptRejected,
@@ -81,6 +82,8 @@ class RunnerContext:
     capacity: AgentCapacity
     # Rejected receipts by reason, for operators.
     rejections: Counter[str]
+    # Whether the store takes writes; sending waits while it does not.
+    store_writes: StoreWrites
 
 
 @dataclass(slots=True)
@@ -356,18 +359,33 @@ class JobRunner:
             trace_parent=observe.attempt_sent(self.job_id, cell, attempt),
         )
 
-    async def sent(self, pending: Pending, agent_address: str) -> bool:
+    async def send_turn(self) -> None:
+        await self._context.store_writes.turn()
+
+    async def sent(self, pending: Pending, agent_address: str) -> Sending:
         cell_id, attempt = pending
-        await self._store.record_attempt_sent(
-            self.job_id, cell_id, attempt, agent_address, time.time()
-        )
+        try:
+            await self._store.record_attempt_sent(
+                self.job_id, cell_id, attempt, agent_address, time.time()
+            )
+        except Exception as exc:
+            # Not recorded, so not sent: the attempt waits, without a timer,
+            # for the store to take writes again.
+            self._context.store_writes.failed(SENT, exc)
+            open_cell = self._open.get(cell_id)
+            if open_cell is not None and open_cell.attempt == attempt:
+                self._stop_awaiting(open_cell, settling=False)
+            return Sending.HOLD
+        self._context.store_writes.succeeded(SENT)
         # The write may have been slow: the attempt may have ended meanwhile.
         open_cell = self._open.get(cell_id)
-        return (
+        if (
             open_cell is not None
             and open_cell.attempt == attempt
             and open_cell.awaiting
-        )
+        ):
+            return Sending.SEND
+        return Sending.DROP
 
     async def received(
         self, receipt: receipt_pb2.Receipt, region: str, agent_address: str
@@ -456,23 +474,27 @@ class JobRunner:
             )
         return open_cell
 
-    def _stop_awaiting(self, open_cell: OpenCell) -> None:
+    def _stop_awaiting(self, open_cell: OpenCell, *, settling: bool = True) -> None:
+        """No receipt is awaited: the attempt's end is being stored
+        (`settling`), or it waits, unsent, to go out again."""
         open_cell.awaiting = False
-        open_cell.settling = True
+        open_cell.settling = settling
         if open_cell.timer is not None:
             open_cell.timer.cancel()
             open_cell.timer = None
 
-    def _await_again(self, open_cell: OpenCell, attempt: int, after: float) -> None:
-        """Put an attempt whose end could not be stored back to waiting; its
-        timer then ends it as timed out and the cell is retried."""
+    def _send_again(self, open_cell: OpenCell, attempt: int) -> None:
+        """Keep open an attempt whose end could not be stored: the same
+        attempt goes out again once the store takes writes, and its agent
+        answers with the receipt it already signed."""
         if self._open.get(open_cell.cell.cell_id) is not open_cell:
             return
         if open_cell.attempt != attempt or self._ended:
             return
-        open_cell.settling = False
-        open_cell.awaiting = True
-        self._arm(open_cell, after)
+        self._stop_awaiting(open_cell, settling=False)
+        self._streams[open_cell.cell.region].queue.put_nowait(
+            (open_cell.cell.cell_id, attempt)
+        )
 
     def _arm(self, open_cell: OpenCell, after: float) -> None:
         """End the cell's current attempt `after` seconds from now."""
@@ -538,17 +560,19 @@ class JobRunner:
             )
         try:
             applied = await self._store.record_attempt_end(self.job_id, end, final)
-        except Exception:
-            # Not durable, so not accepted: the attempt waits again and its
-            # timer retries the cell. The stream carrying it goes on.
-            logger.exception(
-                "could not store attempt end job_id=%s cell_id=%s attempt=%d",
+        except Exception as exc:
+            # Not durable, so not accepted: the cell stays open and the
+            # stream carrying it goes on. The store's outage is logged once.
+            self._context.store_writes.failed(ATTEMPT_END, exc)
+            logger.debug(
+                "attempt end not stored job_id=%s cell_id=%s attempt=%d",
                 self.job_id,
                 cell.cell_id,
                 end.attempt,
             )
-            self._await_again(open_cell, end.attempt, RECEIPT_GRACE_SECONDS)
+            self._send_again(open_cell, end.attempt)
             return
+        self._context.store_writes.succeeded(ATTEMPT_END)
 
         if verdict.retry:
             failure = receipt_pb2.Failure()
@@ -564,7 +588,7 @@ class JobRunner:
                     self.job_id,
                     cell.cell_id,
                 )
-                self._await_again(open_cell, end.attempt, RECEIPT_GRACE_SECONDS)
+                self._send_again(open_cell, end.attempt)
             return
         if self._open.pop(cell.cell_id, None) is None:
             return

@@ -33,6 +33,7 @@ from coordinator.job_runner import (
 from coordinator.region_stream import Replica
 from coordinator.results import assemble_result, job_summary
 from coordinator.store import JobRecord, JobStore
+from coordinator.store_writes import StoreWrites
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class JobManager:
             key.key_id: key for keys in pinned.values() for key in keys.values()
         }
         self.rejections: Counter[str] = Counter()
+        self.store_writes = StoreWrites(config.store)
         self._context = RunnerContext(
             store=store,
             pinned=pinned,
@@ -117,6 +119,7 @@ class JobManager:
             ),
             capacity=AgentCapacity(),
             rejections=self.rejections,
+            store_writes=self.store_writes,
         )
         self._analyses = AnalysisCache(config.analysis)
         self._stopping = False

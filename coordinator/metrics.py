@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from functools import wraps
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -42,6 +42,17 @@ STORE_WRITE_SECONDS = Histogram(
     "Time to make one write to the job store durable.",
     ["operation"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+STORE_WRITE_FAILURES = Counter(
+    "beacon_store_write_failures",
+    "Writes to the job store that failed (a full disk, most often), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+STORE_WRITABLE = Gauge(
+    "beacon_store_writable",
+    "1 while the job store takes writes, 0 while they fail.",
     registry=REGISTRY,
 )
 JOB_SECONDS = Histogram(

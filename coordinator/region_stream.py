@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -44,14 +45,26 @@ class AgentRefused(Exception):
     """An agent that must not receive this region's cells."""
 
 
+class Sending(enum.Enum):
+    SEND = "send"
+    # The attempt is no longer wanted.
+    DROP = "drop"
+    # It could not be recorded as sent: back to the queue, sent later.
+    HOLD = "hold"
+
+
 class CellFeed(Protocol):
     """What a region stream needs from the job it serves."""
+
+    async def send_turn(self) -> None:
+        """Returns when the next cell may be taken (at once, unless the job's
+        store is failing and the next try is not yet due)."""
 
     def request_for(self, pending: Pending) -> receipt_pb2.ExecuteRequest | None:
         """The request to send, or None when that attempt is no longer wanted."""
 
-    async def sent(self, pending: Pending, agent_address: str) -> bool:
-        """Record that the attempt goes out; False when it is no longer wanted."""
+    async def sent(self, pending: Pending, agent_address: str) -> Sending:
+        """Record that the attempt goes out, and say whether it does."""
 
     async def received(
         self, receipt: receipt_pb2.Receipt, region: str, agent_address: str
@@ -86,7 +99,7 @@ class _Connection:
         return True
 
 
-def _observed(done: asyncio.Future[bool]) -> None:
+def _observed(done: asyncio.Future[Sending]) -> None:
     if not done.cancelled():
         done.exception()
 
@@ -245,11 +258,11 @@ class RegionStream:
     async def _keep_connected(self, replica: Replica) -> None:
         delay = RECONNECT_FIRST_SECONDS
         while True:
-            opened = False
+            opened: _Connection | None = None
 
-            def mark_opened() -> None:
+            def mark_opened(connection: _Connection) -> None:
                 nonlocal opened
-                opened = True
+                opened = connection
 
             try:
                 await self._serve(replica, mark_opened)
@@ -268,7 +281,7 @@ class RegionStream:
                 self.last_error = (
                     f"agent {replica.address}: {exc.code().name}: {exc.details()}"
                 )
-                if not opened and replica.tls is not None:
+                if opened is None and replica.tls is not None:
                     # A refused certificate looks like an unreachable agent.
                     problem = await certificate_problem(
                         replica.address, self.region, replica.tls
@@ -292,14 +305,19 @@ class RegionStream:
                     self.region,
                     replica.address,
                 )
-            if opened:
+            if opened is not None and opened.received:
+                # Only a stream that carried receipts worked: one that ends
+                # as soon as it opens (an agent refusing work, a store
+                # failing here) must not make the retries quick again.
                 delay = RECONNECT_FIRST_SECONDS
             # Full jitter keeps replicas of a restarted agent from reconnecting
             # in lockstep.
             await asyncio.sleep(random.uniform(0, delay))
             delay = min(delay * 2, self._reconnect_max)
 
-    async def _serve(self, replica: Replica, opened: Callable[[], None]) -> None:
+    async def _serve(
+        self, replica: Replica, opened: Callable[[_Connection], None]
+    ) -> None:
         """Run one stream until it ends; `opened` is called once it is open."""
         async with replica.channel(self.region) as channel:
             stub = region_agent_service_pb2_grpc.RegionAgentServiceStub(channel)
@@ -325,7 +343,7 @@ class RegionStream:
             self._connections.add(connection)
             metrics.IN_FLIGHT.watch(connection, self.region)
             self.last_error = ""
-            opened()
+            opened(connection)
             try:
                 await self._pump(call, connection)
             finally:
@@ -348,12 +366,13 @@ class RegionStream:
         self, call: grpc.aio.StreamStreamCall, connection: _Connection
     ) -> None:
         recorded: asyncio.Queue[
-            tuple[Pending, receipt_pb2.ExecuteRequest, asyncio.Future[bool]]
+            tuple[Pending, receipt_pb2.ExecuteRequest, asyncio.Future[Sending]]
         ] = asyncio.Queue()
 
         async def send() -> None:
             while True:
                 await self._sending.wait()
+                await self._feed.send_turn()
                 # A slot is taken only for work in hand: the agent's slots are
                 # shared with other jobs, and an idle job must not hold one.
                 pending = await self.queue.get()
@@ -378,16 +397,19 @@ class RegionStream:
                 recording = asyncio.ensure_future(
                     self._feed.sent(pending, connection.address)
                 )
-                # write() raises its error; if the stream ends first, the
-                # error is dropped with the stream instead of logged at exit.
+                # write() raises an unexpected error; if the stream ends
+                # first, it is dropped with the stream, not logged at exit.
                 recording.add_done_callback(_observed)
                 recorded.put_nowait((pending, request, recording))
 
         async def write() -> None:
             while True:
                 pending, request, recording = await recorded.get()
-                if not await recording:
+                sending = await recording
+                if sending is not Sending.SEND:
                     connection.release(pending)
+                    if sending is Sending.HOLD:
+                        self.queue.put_nowait(pending)
                     continue
                 try:
                     await call.write(request)

@@ -44,6 +44,8 @@ async def run_coordinator(config: CoordinatorConfig) -> None:
     )
     store = await SqliteJobStore.open(config.store)
     jobs = JobManager(config, store)
+    # NOT_SERVING while the store takes no writes: no job can make progress.
+    jobs.store_writes.outage.watch(serving.set_available)
     coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
         CoordinatorService(jobs), serving.server
     )

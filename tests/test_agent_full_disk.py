@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from beacon.v1 import receipt_pb2
 from region_agent import metrics
@@ -21,6 +21,7 @@ from region_agent.receipt_store import ReceiptStore
 from region_agent.receipts import attempt_key
 from tests.support.eventually import eventually
 from tests.support.execute import execute_all, execute_request
+from tests.support.health import health_of
 from tests.support.router_process import RunningRouter, read_call_log
 from tests.support.servers import start_agent
 
@@ -34,14 +35,6 @@ def _fill(store: ReceiptStore, pages: int) -> None:
     """Cap the file at `pages` (SQLite keeps it at least its current size)."""
     assert store._writer is not None
     store._writer.execute(f"PRAGMA max_page_count={pages}")
-
-
-async def _health(address: str) -> int:
-    async with grpc.aio.insecure_channel(address) as channel:
-        reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="")
-        )
-    return int(reply.status)
 
 
 async def test_an_unkept_receipt_is_a_retryable_failure_and_the_agent_recovers(
@@ -109,7 +102,7 @@ async def test_an_unkept_receipt_is_a_retryable_failure_and_the_agent_recovers(
 
 
 async def _is(address: str, status: int) -> bool:
-    return await _health(address) == status
+    return await health_of(address) == status
 
 
 async def test_a_repeat_waiting_on_an_unkept_receipt_gets_the_same_failure(

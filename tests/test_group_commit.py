@@ -148,3 +148,27 @@ async def test_writes_after_the_store_thread_stopped_fail_at_once(
         await asyncio.wait_for(commits.write(insert(1)), 5)
     with pytest.raises(RuntimeError):
         await asyncio.wait_for(commits.write(insert(2)), 5)
+
+
+async def test_a_full_disk_fails_every_write_of_the_batch_saying_so(
+    store: Store, store_thread: ThreadPoolExecutor
+) -> None:
+    """On SQLITE_FULL, SQLite may roll the whole transaction back: the writes
+    before the failing one are undone too, and all fail with that error
+    rather than with a missing savepoint. (`max_page_count` fails a write
+    exactly as a full disk does.)"""
+    store.db.execute("VACUUM")
+    store.db.execute("PRAGMA max_page_count=1")
+    release = await hold(store_thread)
+
+    first = asyncio.create_task(store.commits.write(insert(1)))
+    too_big = asyncio.create_task(store.commits.write(insert(2, "x" * 50_000)))
+    last = asyncio.create_task(store.commits.write(insert(3)))
+    await asyncio.sleep(0)
+    release.set()
+
+    for write in (first, too_big, last):
+        with pytest.raises(sqlite3.Error) as failed:
+            await write
+        assert failed.value.sqlite_errorname == "SQLITE_FULL"
+    assert committed_rows(store.path) == []

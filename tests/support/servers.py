@@ -117,6 +117,7 @@ async def start_coordinator(
     store = await SqliteJobStore.open(config.store)
     jobs = JobManager(config, wrap_store(store) if wrap_store else store)
     serving = bind_coordinator(config, "127.0.0.1:0")
+    jobs.store_writes.outage.watch(serving.set_available)
     coordinator_service_pb2_grpc.add_CoordinatorServiceServicer_to_server(
         CoordinatorService(jobs), serving.server
     )
