@@ -98,16 +98,9 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
     ) -> AsyncIterator[receipt_pb2.Receipt]:
         peer = context.peer()
         tracing.adopt_incoming(context.invocation_metadata())
-        if self._draining:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, "this agent is shutting down"
-            )
-        if self._kept is not None and not self._kept.outage.writable:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                "this agent cannot write its receipts file (see its log); it "
-                "takes cells again once it can",
-            )
+        refusal = self._refusal()
+        if refusal:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, refusal)
         logger.info("execute stream opened peer=%s", peer)
         ready: asyncio.Queue[receipt_pb2.Receipt | None] = asyncio.Queue()
         running: set[asyncio.Task[None]] = set()
@@ -162,6 +155,17 @@ class RegionAgentService(region_agent_service_pb2_grpc.RegionAgentServiceService
                 sent,
                 len(running),
             )
+
+    def _refusal(self) -> str:
+        """Why this agent takes no stream now ("" when it does)."""
+        if self._draining:
+            return "this agent is shutting down"
+        if self._kept is not None and not self._kept.outage.writable:
+            return (
+                "this agent cannot write its receipts file (see its log); it "
+                "takes cells again once it can"
+            )
+        return ""
 
     async def finish_executions(self, within_seconds: float) -> None:
         """Wait, at most `within_seconds`, for cells still running (also

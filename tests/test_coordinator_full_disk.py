@@ -9,9 +9,11 @@ disk is full") exactly as a full disk does, without root or a mount.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 import sqlite3
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,17 @@ from grpc_health.v1 import health_pb2
 from beacon.client import open_channel
 from beacon.v1 import coordinator_service_pb2 as pb
 from beacon.v1 import coordinator_service_pb2_grpc, job_pb2
-from coordinator import metrics
+from coordinator import metrics, region_stream
 from coordinator.sqlite_store import SqliteJobStore
+from region_agent.receipt_store import ReceiptStore
 from tests.support.eventually import eventually
 from tests.support.health import health_of
 from tests.support.router_process import RunningRouter, read_call_log
-from tests.support.servers import start_agent, start_coordinator
+from tests.support.servers import (
+    RunningCoordinator,
+    start_agent,
+    start_coordinator,
+)
 
 FAILURES = "beacon_store_write_failures_total"
 KINDS = ("attempt_sent", "attempt_end")
@@ -97,6 +104,32 @@ def long_job(job_id: str) -> job_pb2.JobSpec:
     return spec
 
 
+@contextlib.asynccontextmanager
+async def _submitted(
+    coordinator: RunningCoordinator, job: job_pb2.JobSpec
+) -> AsyncIterator[coordinator_service_pb2_grpc.CoordinatorServiceStub]:
+    async with open_channel(coordinator.endpoint) as channel:
+        stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
+        await stub.SubmitJob(pb.SubmitJobRequest(spec=job))
+        yield stub
+
+
+async def _completed(
+    stub: coordinator_service_pb2_grpc.CoordinatorServiceStub, job_id: str
+) -> job_pb2.JobResult:
+    """The job's result, once it has completed."""
+
+    async def result() -> job_pb2.JobResult:
+        reply = await stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id))
+        return reply.result
+
+    async def completed() -> bool:
+        return (await result()).status == job_pb2.JOB_STATUS_COMPLETED
+
+    await eventually(completed, within=60, what="the job to complete")
+    return await result()
+
+
 def _streams_opened(caplog: pytest.LogCaptureFixture) -> int:
     return sum("execute stream opened" in r.getMessage() for r in caplog.records)
 
@@ -118,9 +151,7 @@ async def test_a_full_job_store_holds_cells_back_and_loses_no_receipt(
     job = long_job("full-store")
     try:
         with caplog.at_level(logging.INFO):
-            async with open_channel(coordinator.endpoint) as channel:
-                stub = coordinator_service_pb2_grpc.CoordinatorServiceStub(channel)
-                await stub.SubmitJob(pb.SubmitJobRequest(spec=job))
+            async with _submitted(coordinator, job) as stub:
                 # Several failed tries, spaced by growing waits.
                 await eventually(
                     lambda: stores[0].failed >= 3, what="failed store writes"
@@ -140,17 +171,7 @@ async def test_a_full_job_store_holds_cells_back_and_loses_no_receipt(
 
                 # Space returns: the job goes on by itself.
                 await _cap(stores[0].inner, 1_000_000)
-
-                async def completed() -> bool:
-                    reply = await stub.GetJobResult(
-                        pb.GetJobResultRequest(job_id=job.job_id)
-                    )
-                    return reply.result.status == job_pb2.JOB_STATUS_COMPLETED
-
-                await eventually(completed, within=60, what="the job to complete")
-                result = (
-                    await stub.GetJobResult(pb.GetJobResultRequest(job_id=job.job_id))
-                ).result
+                result = await _completed(stub, job.job_id)
                 assert await health_of(coordinator.address) == (
                     health_pb2.HealthCheckResponse.SERVING
                 )
@@ -177,3 +198,60 @@ async def test_a_full_job_store_holds_cells_back_and_loses_no_receipt(
     assert "disk is full" in failing[0].getMessage()
     recovered = [r for r in records if "can be written again" in r.getMessage()]
     assert len(recovered) == 1
+
+
+async def test_cells_wait_for_an_agent_whose_receipts_file_is_full(
+    tmp_path: Path,
+    router: RunningRouter,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The agent refuses streams while its receipts file takes no writes: the
+    coordinator keeps the region's cells (one attempt spent, on the cell
+    whose receipt could not be kept), waits longer before each reconnect
+    (a stream refused as it opens is no success), and the job completes
+    once the agent takes cells again."""
+    reconnect_waits: list[float] = []
+    uniform = random.uniform
+
+    def recorded(low: float, high: float) -> float:
+        if low == 0:
+            # A reconnect's wait, at most: recorded, and kept short here.
+            reconnect_waits.append(high)
+            return min(high, 0.05)
+        return uniform(low, high)
+
+    monkeypatch.setattr(region_stream.random, "uniform", recorded)
+    kept = await ReceiptStore.open(tmp_path / "receipts.db", 86_400.0)
+    agent = await start_agent(
+        tmp_path, "us-east", router.url, capacity=1, kept_receipts=kept
+    )
+    coordinator = await start_coordinator(tmp_path, [agent])
+    job = long_job("full-agent")
+    assert kept._writer is not None
+    kept._writer.execute("PRAGMA max_page_count=1")
+    try:
+        with caplog.at_level(logging.INFO):
+            async with _submitted(coordinator, job) as stub:
+                await eventually(
+                    lambda: len(reconnect_waits) >= 4,
+                    what="reconnects to the agent that takes no cells",
+                )
+                kept._writer.execute("PRAGMA max_page_count=1000000")
+                result = await _completed(stub, job.job_id)
+    finally:
+        await coordinator.stop()
+        await agent.stop()
+        await kept.close()
+
+    assert result.counts.completed == QUESTIONS
+    failures = [a.failure.code for o in result.outcomes for a in o.attempts[:-1]]
+    assert failures == ["RECEIPT_NOT_KEPT"]
+    # Doubling from the first, instead of starting over at each refusal.
+    assert reconnect_waits[:4] == [0.2, 0.4, 0.8, 1.6]
+    # The agent's reason reaches the coordinator's log.
+    assert any(
+        "stream lost" in r.getMessage()
+        and "cannot write its receipts file" in r.getMessage()
+        for r in caplog.records
+    )
