@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 SUMMARY_SECONDS = 30.0
 # Waits between tries while writes fail: doubling from the first to the most.
 RETRY_FIRST_SECONDS = 0.5
-RETRY_MAX_SECONDS = 30.0
+RETRY_MAX_SECONDS = 10.0
 
 
 def describe_write_error(error: BaseException) -> str:
@@ -82,13 +82,14 @@ class WriteOutage:
         self._unsummarised += writes
         if now - self._summarised >= SUMMARY_SECONDS:
             logger.error(
-                "still cannot write the %s %s: %d more writes failed in %.0fs "
-                "(%d since the first); last error: %s",
+                "still cannot write the %s %s after %.0fs: %d writes failed "
+                "(%d in the last %.0fs); last error: %s",
                 self._what,
                 self._path,
+                now - self._began,
+                self.failures,
                 self._unsummarised,
                 now - self._summarised,
-                self.failures,
                 describe_write_error(error),
             )
             self._summarised = now

@@ -369,23 +369,21 @@ class JobRunner:
                 self.job_id, cell_id, attempt, agent_address, time.time()
             )
         except Exception as exc:
-            # Not recorded, so not sent: the attempt waits, without a timer,
-            # for the store to take writes again.
             self._context.store_writes.failed(SENT, exc)
-            open_cell = self._open.get(cell_id)
-            if open_cell is not None and open_cell.attempt == attempt:
-                self._stop_awaiting(open_cell, settling=False)
-            return Sending.HOLD
-        self._context.store_writes.succeeded(SENT)
+            recorded = False
+        else:
+            self._context.store_writes.succeeded(SENT)
+            recorded = True
         # The write may have been slow: the attempt may have ended meanwhile.
         open_cell = self._open.get(cell_id)
-        if (
-            open_cell is not None
-            and open_cell.attempt == attempt
-            and open_cell.awaiting
-        ):
+        if open_cell is None or open_cell.attempt != attempt or not open_cell.awaiting:
+            return Sending.DROP
+        if recorded:
             return Sending.SEND
-        return Sending.DROP
+        # Not recorded, so not sent: the attempt waits, without a timer, for
+        # the store to take writes again.
+        self._stop_awaiting(open_cell, settling=False)
+        return Sending.HOLD
 
     async def received(
         self, receipt: receipt_pb2.Receipt, region: str, agent_address: str

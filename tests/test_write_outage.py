@@ -53,7 +53,7 @@ def test_an_outage_is_logged_once_then_counted_then_ended(
     assert "cannot write the test file" in lines[0]
     assert "the disk is full" in lines[0]
     assert "nothing is kept" in lines[0]
-    assert "104 more writes failed" in lines[1]
+    assert "105 writes failed (104 in the last 30s)" in lines[1]
     assert "can be written again, after 106 failed writes" in lines[2]
     assert not [r for r in caplog.records if r.exc_info]
     assert heard == [False, True]
