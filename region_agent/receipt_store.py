@@ -60,6 +60,9 @@ INSERT = "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?, ?, ?)"
 # A WAL this large is checkpointed into the file (SQLite's own default is
 # 1,000 pages of 4 KiB).
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+# Checkpoints keep the WAL near CHECKPOINT_WAL_BYTES; one this large (then
+# twice as large, and so on) is held by a reader and is worth a warning.
+HELD_WAL_WARNING_BYTES = 4 * CHECKPOINT_WAL_BYTES
 # The write that tells whether the file takes receipts again: about the size
 # of a large receipt, added and removed in one commit.
 PROBE_BYTES = 64 * 1024
@@ -96,6 +99,7 @@ class ReceiptStore:
         self._checkpointing = False
         self._writes_paused = False
         self.checkpoints = 0
+        self._warn_at_wal_bytes = HELD_WAL_WARNING_BYTES
         # hash() of every key in the file: a hit may be a collision and is
         # read to be sure; a miss is certain.
         self._maybe_kept: set[int] = set()
@@ -121,6 +125,9 @@ class ReceiptStore:
             ).rowcount
             rows = db.execute("SELECT job_id, cell_id, attempt, shape FROM receipts")
             store._maybe_kept.update(hash(tuple(row)) for row in rows)
+            # A WAL left by a killed agent, or grown by the cleanup, would
+            # otherwise keep its size on disk until the next checkpoint.
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return dropped
 
         try:
@@ -204,8 +211,25 @@ class ReceiptStore:
             wal_bytes = self._wal.stat().st_size
         except OSError:
             return
+        if wal_bytes >= self._warn_at_wal_bytes:
+            self._warn_held_wal(wal_bytes)
+        elif wal_bytes < CHECKPOINT_WAL_BYTES:
+            self._warn_at_wal_bytes = HELD_WAL_WARNING_BYTES
         if wal_bytes >= CHECKPOINT_WAL_BYTES and not self._checkpointing:
             self._start_checkpoint()
+
+    def _warn_held_wal(self, wal_bytes: int) -> None:
+        """A checkpoint cannot restart the WAL past a reader's snapshot, so
+        while another process reads the file the WAL only grows."""
+        logger.warning(
+            "the receipts file's write-ahead log %s is %d MiB and cannot be "
+            "emptied while another process reads the file (a sqlite3 shell, a "
+            "backup?); it shrinks once that process closes the file",
+            self._wal,
+            wal_bytes // (1024 * 1024),
+        )
+        while self._warn_at_wal_bytes <= wal_bytes:
+            self._warn_at_wal_bytes *= 2
 
     async def _probe_until_writable(self) -> None:
         """Try the file, with growing waits, until a write succeeds: a

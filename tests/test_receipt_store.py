@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from region_agent.receipt_store import CHECKPOINT_WAL_BYTES, ReceiptStore
+from tests.support.eventually import eventually
 
 DAY = 86_400.0
 KEY = ("job-1", "cell-1", 1, "shape-digest")
@@ -166,3 +168,62 @@ async def test_a_file_that_opens_but_cannot_be_written_is_refused_in_a_line(
         )
     with pytest.raises(OSError, match=r"cannot open the receipts file .*readonly"):
         await ReceiptStore.open(path, -1.0)
+
+
+async def test_a_wal_held_by_another_reader_is_reported_and_shrinks_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While another process reads the file (a sqlite3 shell, a backup), no
+    checkpoint can restart the WAL: the operator is told, once per doubling,
+    and the WAL is cut back once the reader has gone."""
+    path = tmp_path / "receipts.db"
+    wal = path.with_name(path.name + "-wal")
+    store = await ReceiptStore.open(path, DAY)
+    receipt = b"r" * 64 * 1024
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM receipts").fetchone()
+        with caplog.at_level(logging.WARNING, logger="region_agent.receipt_store"):
+            for n in range(600):
+                await store.put(("job-1", f"cell-{n}", 1, "s"), receipt)
+        held = wal.stat().st_size
+        reader.execute("COMMIT")
+        reader.close()
+        more = iter(range(600, 2000))
+
+        async def cut_back() -> bool:
+            # SQLite restarts a checkpointed WAL at the next write.
+            await store.put(("job-1", f"cell-{next(more)}", 1, "s"), receipt)
+            return wal.stat().st_size < CHECKPOINT_WAL_BYTES
+
+        await eventually(cut_back, what="the WAL cut back")
+    finally:
+        await store.close()
+
+    warnings = [r.getMessage() for r in caplog.records if "cannot be" in r.getMessage()]
+    # About 40 MiB of WAL: warned at 16 and at 32 MiB.
+    assert held > 8 * CHECKPOINT_WAL_BYTES
+    assert len(warnings) == 2
+    assert "another process reads the file" in warnings[0]
+
+
+async def test_a_large_wal_left_behind_is_emptied_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "receipts.db"
+    wal = path.with_name(path.name + "-wal")
+    store = await ReceiptStore.open(path, DAY)
+    for n in range(40):
+        await store.put(("job-1", f"cell-{n}", 1, "s"), b"r" * 64 * 1024)
+    # Closed as a killed agent leaves it: with its WAL in place.
+    left_behind = sqlite3.connect(path)
+    left_behind.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    assert wal.stat().st_size > 1024 * 1024
+    await store.close()
+    left_behind.close()
+
+    reopened = await ReceiptStore.open(path, -1.0)
+    try:
+        assert wal.stat().st_size == 0
+        assert await reopened.get(("job-1", "cell-0", 1, "s")) is None
+    finally:
+        await reopened.close()
