@@ -29,14 +29,31 @@ class TextFormatter(logging.Formatter):
         super().__init__(TEXT_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        line = super().formatMessage(record)
-        message = record.getMessage()
+        # A message quotes what peers sent (a router's error body): a line
+        # break or a terminal escape in it must not make a line of its own.
+        message = record.message
+        record.message = one_line(message)
+        try:
+            line = super().formatMessage(record)
+        finally:
+            record.message = message
         extra = [
             f"{key}={getattr(record, key)}"
             for key in ID_KEYS
             if hasattr(record, key) and f"{key}=" not in message
         ]
         return f"{line} {' '.join(extra)}" if extra else line
+
+
+def one_line(text: str) -> str:
+    """`text` with every control, format or separator character escaped
+    (a newline as \\n, an escape as \\x1b, a bidi override as \\u202e)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 def json_formatter() -> logging.Formatter:
@@ -52,5 +69,8 @@ def configure(level: str = "INFO", log_format: LogFormat = "text") -> None:
     handler.setFormatter(TextFormatter() if log_format == "text" else json_formatter())
     handler.addFilter(IdsFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # httpx logs every request at INFO; that is per-cell detail here.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx logs every request at INFO; that is per-cell detail here. And
+    # at DEBUG httpcore logs every header it sends and receives, raw: an
+    # upstream's API key, or a router's echo of it, is not blanked there.
+    for library in ("httpx", "httpcore"):
+        logging.getLogger(library).setLevel(logging.WARNING)

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -160,12 +161,45 @@ async def test_agent_logs_at_debug_without_its_api_key(
             failed = await chat.infer(
                 replace(call, model="fail-400"), timeout_seconds=10
             )
+            # The HTTP library's own debug lines quote every header raw.
+            echoed = await chat.infer(
+                replace(call, model="echo-key-in-headers"), timeout_seconds=10
+            )
     finally:
         await chat.aclose()
         upstream.stop()
     assert ok.failure is None and failed.failure is not None
+    assert echoed.failure is not None
     assert upstream.requests[0]["authorization"] == f"Bearer {secret}"
     lines = records(json_lines)
     mine = [r for r in lines if r["logger"] == "region_agent.router_client"]
-    assert len(mine) == 2 and all(r["cell_id"] == "c-key" for r in mine)
+    assert len(mine) == 3 and all(r["cell_id"] == "c-key" for r in mine)
     assert secret not in json_lines.getvalue()
+
+
+def test_what_a_peer_sent_cannot_make_a_text_line_of_its_own() -> None:
+    """A router's error body quoted in a message: its line breaks, terminal
+    escapes and bidi overrides are escaped, not written."""
+    body = "boom\n2026-12-05 01:00:00,000 ERROR fake: FORGED\x1b[31m\u202eevil"
+    record = logging.LogRecord(
+        "x", logging.WARNING, "f", 1, "router failed: %s", (body,), None
+    )
+    line = logs.TextFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line and "\u202e" not in line
+    assert line.endswith(
+        "x: router failed: boom\\n2026-12-05 01:00:00,000 ERROR fake: "
+        "FORGED\\x1b[31m\\u202eevil"
+    )
+    assert logs.one_line("plain text, as most lines are") == (
+        "plain text, as most lines are"
+    )
+
+
+def test_a_traceback_keeps_its_lines() -> None:
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        record = logging.LogRecord(
+            "x", logging.ERROR, "f", 1, "failed", (), sys.exc_info()
+        )
+    assert logs.TextFormatter().format(record).count("\n") >= 3

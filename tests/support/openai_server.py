@@ -71,6 +71,12 @@ class FakeUpstream:
             return JSONResponse(
                 {"error": {"message": f"invalid key in {header!r}"}}, status_code=401
             )
+        if model == "echo-key-in-headers":
+            # ... or send them back in a header of a refusal.
+            header = request.headers.get("authorization", "")
+            return PlainTextResponse(
+                "slow down", status_code=429, headers={"x-echo": header}
+            )
         if model == "not-json":
             return PlainTextResponse("<html>502 Bad Gateway</html>")
         if model == "no-choices":
