@@ -15,6 +15,7 @@ import httpx
 import yaml
 from google.protobuf import json_format
 from rich.console import Console
+from rich.markup import escape
 
 from beacon import event_loop
 from beacon.client import Endpoint
@@ -172,7 +173,13 @@ def run_local(
         started = time.monotonic()
         result = event_loop.run(run_job(deployment.endpoint, spec, console))
         elapsed = time.monotonic() - started
-        scraped = scrape_metrics(deployment, state_dir / "metrics")
+        metrics_dir = state_dir / "metrics"
+        missing = scrape_metrics(deployment, metrics_dir)
+        died = [
+            f"{child.name} exited during the job with code "
+            f"{child.process.returncode}; its log: {child.log_path}"
+            for child in group.exited()
+        ]
     finally:
         group.stop_all()
     print_result(console, result, elapsed)
@@ -180,15 +187,25 @@ def run_local(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json_format.MessageToJson(result), encoding="utf-8")
     console.print(f"full result with signed receipts: {out}")
-    console.print(f"metrics of every server after the job: {scraped}")
+    console.print(f"metrics of every server after the job: {metrics_dir}")
+    for line in [*died, *(f"metrics not saved for {m}" for m in missing)]:
+        console.print(f"[bold red]{escape(line)}[/]")
     return result
 
 
-def scrape_metrics(deployment: LocalDeployment, out_dir: Path) -> Path:
-    """Save each server's /metrics page as NAME.prom in `out_dir`."""
+def scrape_metrics(deployment: LocalDeployment, out_dir: Path) -> list[str]:
+    """Save each server's /metrics page as NAME.prom in `out_dir`; returns
+    why each page that could not be read is missing."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    missing = []
     for name, url in deployment.metrics.items():
-        page = httpx.get(url, timeout=SCRAPE_TIMEOUT_SECONDS)
-        page.raise_for_status()
+        try:
+            page = httpx.get(url, timeout=SCRAPE_TIMEOUT_SECONDS)
+            page.raise_for_status()
+        except httpx.HTTPError as exc:
+            # A server that died during the job: its page is lost, the
+            # job's result is not.
+            missing.append(f"{name}: {exc}")
+            continue
         (out_dir / f"{name}.prom").write_text(page.text, encoding="utf-8")
-    return out_dir
+    return missing

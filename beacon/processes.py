@@ -113,6 +113,10 @@ class ProcessGroup:
         self.processes.append(managed)
         return managed
 
+    def exited(self) -> list[ManagedProcess]:
+        """The children that are no longer running."""
+        return [m for m in self.processes if m.process.poll() is not None]
+
     def stop_all(self) -> None:
         """Stop every child, the last started first.
 

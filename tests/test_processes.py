@@ -15,8 +15,10 @@ import pytest
 
 from beacon import entry
 from beacon.entry import INTERRUPTED
+from beacon.local import LocalDeployment, scrape_metrics
 from beacon.processes import ProcessGroup
 from tests.support.commands import BIN, COMMAND_TIMEOUT
+from tests.support.openai_server import closed_loopback_url
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "cross-region-minimal.yaml"
 
@@ -114,3 +116,29 @@ def _servers_of(state: Path) -> list[str]:
         if str(state) in line:
             found.append(line)
     return found
+
+
+def test_a_server_that_died_is_named_and_its_metrics_page_is_skipped(
+    tmp_path: Path,
+) -> None:
+    """A child killed during `beacon local`'s job: the result is still
+    printed and saved; what is lost is named, not raised."""
+    group = started_group(tmp_path, 2)
+    dead, alive = group.processes
+    dead.process.kill()
+    dead.process.wait()
+    deployment = LocalDeployment(
+        "127.0.0.1:1",
+        "http://127.0.0.1:1",
+        tmp_path / "calls.jsonl",
+        "token",
+        metrics={"router": closed_loopback_url() + "/metrics"},
+    )
+    try:
+        missing = scrape_metrics(deployment, tmp_path / "metrics")
+        assert group.exited() == [dead]
+    finally:
+        group.stop_all()
+
+    assert len(missing) == 1 and missing[0].startswith("router: ")
+    assert alive.process.returncode == 0
