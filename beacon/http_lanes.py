@@ -31,6 +31,15 @@ logger = logging.getLogger(__name__)
 # No socket timeouts: the caller's overall deadline bounds each call, and a
 # read timeout would only cut a legitimate cold start short.
 NO_SOCKET_TIMEOUTS: dict[str, float | None] = httpx.Timeout(None).as_dict()
+# Except for setting up a connection (TCP and the TLS handshake), which no
+# cold start makes slow: a peer that never answers a handshake (a plain
+# HTTP port reached over https://) would otherwise hold each call to its
+# whole deadline.
+CONNECT_SECONDS = 10.0
+
+
+def connect_only_timeouts(connect_seconds: float) -> dict[str, float | None]:
+    return httpx.Timeout(None, connect=connect_seconds).as_dict()
 
 
 class Closable(Protocol):
@@ -110,7 +119,10 @@ def one_connection_transport(
 
 
 def json_post(
-    url: str, payload: Any, headers: Mapping[str, str] | None = None
+    url: str,
+    payload: Any,
+    headers: Mapping[str, str] | None = None,
+    timeouts: Mapping[str, float | None] = NO_SOCKET_TIMEOUTS,
 ) -> httpx.Request:
     """A POST of `payload` as JSON, encoded as httpx.AsyncClient would."""
     body = json.dumps(
@@ -121,7 +133,7 @@ def json_post(
         url,
         content=body,
         headers={"content-type": "application/json", **(headers or {})},
-        extensions={"timeout": NO_SOCKET_TIMEOUTS},
+        extensions={"timeout": timeouts},
     )
 
 

@@ -22,8 +22,9 @@ from google.protobuf.message import Message
 from beacon import __version__, tracing
 from beacon.channels import ROUTER_CLIENT_KEEPALIVE_SECONDS
 from beacon.http_lanes import (
-    NO_SOCKET_TIMEOUTS,
+    CONNECT_SECONDS,
     ConnectionLanes,
+    connect_only_timeouts,
     json_post,
     one_connection_transport,
     send,
@@ -38,6 +39,7 @@ from region_agent.router_reply import (
     ROUTER_KIND,
     ROUTER_REPLY_INVALID,
     ROUTER_TIMEOUT,
+    ROUTER_UNREACHABLE,
     STAGE_CALL,
     STAGE_REPLY,
     CallProgress,
@@ -114,9 +116,12 @@ class HttpRouterClient:
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
         secrets: tuple[str, ...] = (),
+        connect_seconds: float = CONNECT_SECONDS,
     ) -> None:
         # Never repeated in a receipt or a log, even if the server echoes it.
         self._redactor = Redactor(secrets)
+        self._connect_seconds = connect_seconds
+        self._timeouts = connect_only_timeouts(connect_seconds)
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"router URL must start with http:// or https://: {base_url!r}"
@@ -211,6 +216,13 @@ class HttpRouterClient:
                 stage=STAGE_CALL,
                 http_status=progress.status,
             )
+        except httpx.ConnectTimeout:
+            outcome = failed(
+                ROUTER_UNREACHABLE,
+                self._connect_timeout_message(progress),
+                retryable=True,
+                stage=STAGE_CALL,
+            )
         except httpx.TimeoutException as exc:
             outcome = failed(
                 ROUTER_TIMEOUT,
@@ -250,8 +262,20 @@ class HttpRouterClient:
         headers = tracing.outgoing_headers()
         if idempotency_key:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
-        request = json_post(self._inference_url, payload, {**self._headers, **headers})
+        request = json_post(
+            self._inference_url, payload, {**self._headers, **headers}, self._timeouts
+        )
         return await _exchange(self._lanes, request, progress)
+
+    def _connect_timeout_message(self, progress: CallProgress) -> str:
+        url, seconds = self._inference_url, self._connect_seconds
+        if progress.new_connection and url.startswith("https://"):
+            return (
+                f"the router at {url} accepted the connection but did not "
+                f"answer the TLS handshake within {seconds:g}s: if that port "
+                "serves plain HTTP, the router URL should start with http://"
+            )
+        return f"could not connect to the router at {url} within {seconds:g}s"
 
     def _scrubbed_raw(self, raw: RawReply) -> RawReply:
         if not self._redactor:
@@ -299,7 +323,7 @@ class HttpRouterClient:
             "GET",
             self._health_url,
             headers=self._headers,
-            extensions={"timeout": NO_SOCKET_TIMEOUTS},
+            extensions={"timeout": self._timeouts},
         )
         progress = CallProgress()
         try:

@@ -268,3 +268,36 @@ async def test_a_redirect_names_its_target_and_is_not_followed(status: int) -> N
     assert "router URL" in failure.message
     assert "p" * 300 not in failure.message, "the Location is cut"
     assert [piece for piece in pieces_of(LONG_KEY) if piece in failure.message] == []
+
+
+async def test_a_handshake_nobody_answers_ends_at_the_connect_limit() -> None:
+    """https:// to a port that reads and never answers (a plain HTTP server
+    waiting for the end of a request line): the call gives up on the
+    handshake after the connect limit, not at its own deadline, and says
+    what is probably wrong."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def listen_and_say_nothing(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        held.append(writer)
+        await reader.read(65536)
+
+    server = await asyncio.start_server(listen_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = HybridRouterClient(f"https://127.0.0.1:{port}", connect_seconds=0.5)
+    try:
+        # A deadline far past the connect limit: reaching it fails the test.
+        reply = await asyncio.wait_for(client.infer(CALL, timeout_seconds=600), 60)
+    finally:
+        await client.aclose()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    assert reply.failure is not None
+    assert reply.failure.code == "ROUTER_UNREACHABLE"
+    assert reply.failure.retryable
+    assert "did not answer the TLS handshake within 0.5s" in reply.failure.message
+    assert "should start with http://" in reply.failure.message
