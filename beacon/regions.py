@@ -15,15 +15,30 @@ ALIASES: dict[str, str] = {
 }
 
 
+def _choices(known: tuple[str, ...]) -> str:
+    # Only aliases of the offered regions: suggesting others invites a refusal.
+    aliases = sorted(a for a, region in ALIASES.items() if region in known)
+    text = f"use one of {', '.join(known)}"
+    return f"{text} (or the aliases {', '.join(aliases)})" if aliases else text
+
+
 class UnknownRegionError(ValueError):
-    """A region name that is neither a canonical id nor a known alias."""
+    """A region name that is not one of the regions offered here."""
 
     def __init__(self, name: str, known: tuple[str, ...] = KNOWN_REGIONS) -> None:
         self.name = name
-        aliases = ", ".join(sorted(ALIASES))
-        super().__init__(
-            f"unknown region {name!r}: use one of {', '.join(known)} "
-            f"(or the aliases {aliases})"
+        super().__init__(f"unknown region {name!r}: {_choices(known)}")
+
+
+class UnservedRegionError(UnknownRegionError):
+    """A real region (or its alias) that this deployment does not serve."""
+
+    def __init__(self, name: str, region: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        said = region if name == region else f"{name!r} ({region})"
+        ValueError.__init__(
+            self,
+            f"region {said} is not served by this coordinator: {_choices(known)}",
         )
 
 
@@ -31,7 +46,9 @@ def canonical_region(name: str, known: tuple[str, ...] = KNOWN_REGIONS) -> str:
     """Return the canonical id for `name`, or raise UnknownRegionError."""
     if name in known:
         return name
-    alias = ALIASES.get(name.strip().upper())
-    if alias is not None and alias in known:
-        return alias
-    raise UnknownRegionError(name, known)
+    region = name if name in KNOWN_REGIONS else ALIASES.get(name.strip().upper())
+    if region is None:
+        raise UnknownRegionError(name, known)
+    if region not in known:
+        raise UnservedRegionError(name, region, known)
+    return region

@@ -186,7 +186,35 @@ def test_regions_limited_to_the_deployment() -> None:
     """A coordinator that serves fewer regions rejects the others by name."""
     found = violations(valid_spec(), SpecLimits(known_regions=("us-east",)))
 
-    assert "unknown region 'eu-west'" in found["regions[1]"]
+    assert "region eu-west is not served by this coordinator" in found["regions[1]"]
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("APAC", "region 'APAC' (asia-pacific) is not served by this coordinator"),
+        ("asia", "region 'asia' (asia-pacific) is not served by this coordinator"),
+        ("asia-pacific", "region asia-pacific is not served by this coordinator"),
+        ("mars-north", "unknown region 'mars-north'"),
+    ],
+)
+def test_unserved_region_names_only_what_is_served(name: str, said: str) -> None:
+    """Only the configured regions and their aliases are offered as choices."""
+    spec = valid_spec()
+    del spec.regions[:]
+    spec.regions.append(name)
+
+    found = violations(spec, SpecLimits(known_regions=("us-east", "eu-west")))
+
+    assert found["regions[0]"] == (
+        f"{said}: use one of us-east, eu-west (or the aliases EU, US)"
+    )
+
+
+def test_a_single_served_region_offers_only_its_own_alias() -> None:
+    found = violations(valid_spec(), SpecLimits(known_regions=("us-east",)))
+
+    assert found["regions[1]"].endswith(": use one of us-east (or the aliases US)")
 
 
 @pytest.mark.parametrize("name", ["bias-audit.yaml", "cross-region-minimal.yaml"])
