@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import yaml
 
 from beacon import timeouts
+from beacon.numbers import exact
 from beacon.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -140,15 +141,16 @@ def checks(layers: list[Layer]) -> list[str]:
     found = [
         _check(
             inner > COLD_START_SECONDS,
-            f"cold start {COLD_START_SECONDS:g} s < {inner_name} timeout {inner:g} s",
+            f"cold start {COLD_START_SECONDS:g} s < {inner_name} timeout "
+            f"{exact(inner)} s",
         )
     ]
     if upstream is not None:
         found.append(
             _check(
                 upstream < call,
-                f"upstream {upstream:g} s < router call {call:g} s, so the agent "
-                "sees the upstream's own error",
+                f"upstream {exact(upstream)} s < router call {exact(call)} s, so "
+                "the agent sees the upstream's own error",
             )
         )
     cap = seconds.get(CAP)
@@ -156,13 +158,14 @@ def checks(layers: list[Layer]) -> list[str]:
         found.append(
             _check(
                 call <= cap,
-                f"router call {call:g} s <= the agent's cap {cap:g} s",
+                f"router call {exact(call)} s <= the agent's cap {exact(cap)} s",
             )
         )
     found.append(
         _check(
             call < attempt < job,
-            f"router call {call:g} s < cell attempt {attempt:g} s < job {job:g} s",
+            f"router call {exact(call)} s < cell attempt {exact(attempt)} s "
+            f"< job {exact(job)} s",
         )
     )
     return found

@@ -8,6 +8,8 @@ import logging
 import math
 from typing import Final
 
+from beacon.numbers import exact
+
 logger = logging.getLogger(__name__)
 
 MIN_TEMPERATURE: Final = 0.0
@@ -24,7 +26,7 @@ def temperature_problem(value: float) -> str | None:
         )
     if not MIN_TEMPERATURE <= value <= MAX_TEMPERATURE:
         return (
-            f"{value:g} is outside {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}; "
+            f"{exact(value)} is outside {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}; "
             "give a temperature in that range"
         )
     return None

@@ -21,6 +21,7 @@ from beacon import timeouts
 from beacon.cells import cell_count
 from beacon.generation import max_tokens_problem, temperature_problem
 from beacon.regions import KNOWN_REGIONS, UnknownRegionError, canonical_region
+from beacon.spec_numbers import boolean_numbers
 from beacon.v1 import job_pb2
 from beacon.yamlfiles import load_yaml
 
@@ -265,6 +266,12 @@ def spec_from_mapping(data: Any, source: str = "job") -> job_pb2.JobSpec:
                 )
             ]
         )
+    booleans = [
+        FieldViolation(path, f"{str(value).lower()} is not a number; give a number")
+        for path, value in boolean_numbers(data, job_pb2.JobSpec.DESCRIPTOR)
+    ]
+    if booleans:
+        raise JobSpecError(booleans)
     try:
         return json_format.ParseDict(data, job_pb2.JobSpec())
     except json_format.ParseError as exc:

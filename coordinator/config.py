@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import SettingsConfigDict
 
 from beacon.jobspec import DEFAULT_MAX_CELLS
+from beacon.numbers import exact
 from beacon.regions import KNOWN_REGIONS, canonical_region
 from beacon.settings import ConfigError, ServerSettings, load_settings
 from beacon.signing import KeyFileError, PublicKey, load_public_key
@@ -97,8 +98,8 @@ class CoordinatorConfig(ServerSettings):
     def _retry_base_within_cap(self) -> CoordinatorConfig:
         if self.retry_base_seconds > self.retry_max_seconds:
             raise ValueError(
-                f"retry_base_seconds {self.retry_base_seconds:g} is above "
-                f"retry_max_seconds {self.retry_max_seconds:g}; the first delay "
+                f"retry_base_seconds {exact(self.retry_base_seconds)} is above "
+                f"retry_max_seconds {exact(self.retry_max_seconds)}; the first delay "
                 "must fit under the cap"
             )
         return self

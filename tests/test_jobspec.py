@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from beacon.cli import main
 from beacon.job_file import check_job_file
@@ -14,6 +16,7 @@ from beacon.jobspec import (
     SpecLimits,
     load_job_file,
     normalize_spec,
+    spec_from_mapping,
 )
 from beacon.v1 import job_pb2
 
@@ -309,6 +312,67 @@ def test_job_file_errors_name_the_line(
         check_job_file(path)
 
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["job.yaml", "job.json"])
+@pytest.mark.parametrize(
+    ("generation", "field"),
+    [
+        ({"temperature": True}, "generation.temperature"),
+        ({"max_tokens": True}, "generation.max_tokens"),
+        ({"maxTokens": False}, "generation.max_tokens"),
+    ],
+)
+def test_a_boolean_generation_setting_is_refused_by_name(
+    tmp_path: Path, name: str, generation: dict[str, bool], field: str
+) -> None:
+    """`true` is not read as 1 for any number, float or integer alike."""
+    path = tmp_path / name
+    job = {
+        "models": ["m"],
+        "regions": ["us-east"],
+        "questions": [{"id": "q", "text": "Hi?"}],
+        "generation": generation,
+    }
+    as_json = name.endswith(".json")
+    text = json.dumps(job, indent=2) if as_json else yaml.safe_dump(job)
+    path.write_text(text)
+    key = f'"{next(iter(generation))}"' if as_json else f"{next(iter(generation))}:"
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if key in row)
+
+    with pytest.raises(JobSpecError) as caught:
+        check_job_file(path)
+
+    given = str(next(iter(generation.values()))).lower()
+    assert [(v.field, v.description, v.line) for v in caught.value.violations] == [
+        (field, f"{given} is not a number; give a number", line)
+    ]
+
+
+def test_a_boolean_timeout_is_refused_by_name() -> None:
+    data = {"timeouts": {"job_seconds": True}, "questions": [{"id": True}]}
+
+    with pytest.raises(JobSpecError) as caught:
+        spec_from_mapping(data)
+
+    assert str(caught.value.violations[0]) == (
+        "timeouts.job_seconds: true is not a number; give a number"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(2.00000001, "2.00000001"), (-1e-09, "-1e-09"), (3.0, "3")],
+)
+def test_an_out_of_range_temperature_is_shown_as_given(
+    value: float, shown: str
+) -> None:
+    spec = valid_spec()
+    spec.generation.temperature = value
+
+    assert violations(spec)["generation.temperature"].startswith(
+        f"{shown} is outside 0 to 2;"
+    )
 
 
 def test_validate_applies_the_cell_cap_it_is_given(

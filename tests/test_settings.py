@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from beacon.config_command import ATTEMPT, JOB, ROUTER_CALL, UPSTREAM, Layer, checks
 from beacon.settings import ConfigError
 from beacon.signing import SigningKey
 from coordinator.config import CoordinatorConfig, load_coordinator_config
@@ -226,8 +228,21 @@ def test_infinite_seconds_are_refused(tmp_path: Path, value: str) -> None:
     assert "finite" in result.stderr
 
 
-def test_a_first_retry_delay_above_the_cap_is_refused() -> None:
-    with pytest.raises(ValueError, match="retry_base_seconds 40 is above"):
+@pytest.mark.parametrize(
+    ("base", "cap", "said"),
+    [
+        (40, None, "retry_base_seconds 40 is above"),
+        (5.0000001, 5, "retry_base_seconds 5.0000001 is above retry_max_seconds 5;"),
+    ],
+)
+def test_a_first_retry_delay_above_the_cap_is_refused(
+    base: float, cap: float | None, said: str
+) -> None:
+    """The values are shown as given, so a near miss reads as one."""
+    limits = {"retry_base_seconds": base}
+    if cap is not None:
+        limits["retry_max_seconds"] = cap
+    with pytest.raises(ValueError, match=re.escape(said)):
         CoordinatorConfig.model_validate(
             {
                 "regions": {
@@ -240,6 +255,20 @@ def test_a_first_retry_delay_above_the_cap_is_refused() -> None:
                         ]
                     }
                 },
-                "retry_base_seconds": 40,
+                **limits,
             }
         )
+
+
+def test_a_near_miss_in_the_timeout_hierarchy_shows_the_digits_that_miss() -> None:
+    layers = [
+        Layer(UPSTREAM, "upstream", 180.0000001),
+        Layer(ROUTER_CALL, "router call", 180.0),
+        Layer(ATTEMPT, "cell attempt", 240.0),
+        Layer(JOB, "job", 3600.0),
+    ]
+
+    assert (
+        "PROBLEM: this should hold but does not: upstream 180.0000001 s < "
+        "router call 180 s, so the agent sees the upstream's own error"
+    ) in checks(layers)
