@@ -23,6 +23,7 @@ from beacon.report_commands import ResultFileError, add_report_commands
 from beacon.secret_files import SecretFileError
 from beacon.settings import ConfigError
 from beacon.signing import KeyFileError, SigningKey
+from beacon.state_dir import writable_dir
 from beacon.tokens import TOKEN_ENV, read_token_file
 from beacon.urls import check_host_port
 from beacon.v1 import job_pb2
@@ -319,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         "local", cmd_local, "start a local deployment, run one job, shut down"
     )
     local.add_argument("--job", required=True, type=Path, help="job file (YAML/JSON)")
-    local.add_argument("--state-dir", type=Path, default=Path(".beacon/local"))
+    local.add_argument("--state-dir", type=writable_dir, default=".beacon/local")
     local.add_argument(
         "--router-script", type=Path, help="scripted offline answers (YAML/JSON)"
     )

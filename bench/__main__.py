@@ -11,6 +11,7 @@ from pathlib import Path
 
 from beacon import event_loop
 from beacon.settings import ConfigError
+from beacon.state_dir import writable_dir
 from bench.plan import Scenario
 from bench.report import MemoryGrowth, scenario_lines
 from bench.scenario import ScenarioResult, run_scenario
@@ -85,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         "for no other (0 skips it)",
     )
     parser.add_argument("--per-region", type=_positive, default=16)
-    parser.add_argument("--state-dir", type=Path, help="keep state and logs here")
+    parser.add_argument(
+        "--state-dir", type=writable_dir, help="keep state and logs here"
+    )
     return parser
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from beacon import event_loop
 from beacon.settings import ConfigError
+from beacon.state_dir import writable_dir
 from chaos.plan import ChaosPlan
 from chaos.run import run_chaos
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--state-dir",
-        type=Path,
+        type=writable_dir,
         help="keep the deployment's state and logs here (default: a temporary folder)",
     )
     args = parser.parse_args(argv)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.__main__ import build_parser, main, planned_scenarios
@@ -51,3 +53,38 @@ def test_a_bad_option_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("file", "argument --state-dir: {path} is a file, not a directory"),
+        ("file/below", "argument --state-dir: cannot create directory {path}: "),
+        ("/proc/nope", "argument --state-dir: cannot create directory {path}: "),
+    ],
+)
+def test_a_state_dir_that_cannot_be_a_directory_is_refused_before_any_run(
+    tmp_path: Path, where: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder\n")
+    path = str(tmp_path / where)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--state-dir", path])
+
+    assert exited.value.code == 2
+    printed = capsys.readouterr()
+    assert message.format(path=path) in printed.err
+    assert "Traceback" not in printed.err
+    assert "Beacon benchmark" not in printed.out
+
+
+def test_a_state_dir_that_can_be_created_is_taken_and_not_left_behind(
+    tmp_path: Path,
+) -> None:
+    wanted = tmp_path / "new" / "state"
+
+    args = build_parser().parse_args(["--state-dir", str(wanted)])
+
+    assert args.state_dir == wanted
+    assert not (tmp_path / "new").exists()
