@@ -15,6 +15,8 @@ import logging
 from collections.abc import Iterable
 from typing import AnyStr, Final
 
+from beacon.one_line import one_line
+
 logger = logging.getLogger(__name__)
 
 REDACTED: Final = "[redacted]"
@@ -52,8 +54,9 @@ class Redactor:
         return _blank(value, self._byte_pieces, REDACTED.encode())
 
     def clip(self, value: str, limit: int) -> str:
-        """The first `limit` characters of `value`, cut after blanking."""
-        return self.text(value)[:limit]
+        """The first `limit` characters of `value` as one line, cut after
+        blanking (a quoted server text is made one line for messages)."""
+        return one_line(self.text(value), limit)
 
 
 def _pieces(secret: str) -> set[str]:

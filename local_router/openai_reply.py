@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from beacon.one_line import body_line
+
 logger = logging.getLogger(__name__)
 
 
@@ -68,8 +70,7 @@ def parse_completion(body: bytes) -> Completion:
 
 def snippet(body: bytes, limit: int = 200) -> str:
     """The start of a body as one printable line, for error messages."""
-    text = body[:limit].decode("utf-8", errors="replace")
-    return " ".join(text.split()) or "(empty body)"
+    return body_line(body, limit) or "(empty body)"
 
 
 def _count(value: object) -> int | None:

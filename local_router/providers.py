@@ -10,6 +10,7 @@ from typing import Protocol
 
 import httpx
 
+from beacon.http_status import may_pass, permanent_note
 from beacon.offline_labels import SCRIPT_LABEL, labelled
 from beacon.redaction import Redactor
 from beacon.secret_files import check_header_secret
@@ -171,12 +172,12 @@ class OpenAICompatibleProvider:
         content = self._redactor.data(reply.content)
         if not reply.is_success:
             # Server errors and rate limits may pass; other refusals will not.
-            transient = status >= 500 or status == 429
             return self._failed(
                 model,
                 f"UPSTREAM_HTTP_{status}",
-                f"upstream returned HTTP {status}: {snippet(content)}",
-                transient=transient,
+                f"upstream returned HTTP {status}{permanent_note(status)}: "
+                f"{snippet(content)}",
+                transient=may_pass(status),
                 http_status=status,
             )
         try:

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from beacon.http_status import may_pass, permanent_note
+from beacon.one_line import body_line
 from beacon.redaction import Redactor
 from beacon.statuses import AttemptResult
 from beacon.v1 import receipt_pb2
@@ -153,7 +155,8 @@ class Outcome:
 
 
 def excerpt(body: bytes, limit: int = BODY_EXCERPT_CHARS) -> str:
-    return body[: limit * 4].decode("utf-8", errors="replace")[:limit]
+    """The start of a (blanked) body as one line, for a failure message."""
+    return body_line(body, limit)
 
 
 def _failure(
@@ -281,8 +284,8 @@ def status_outcome(raw: RawReply, url: str, redactor: Redactor) -> Outcome:
     if status >= 500:
         return failed(
             f"ROUTER_HTTP_{status}",
-            f"router failed with HTTP {status}: {detail}",
-            retryable=True,
+            f"router failed with HTTP {status}{permanent_note(status)}: {detail}",
+            retryable=may_pass(status),
             stage=STAGE_CALL,
             http_status=status,
         )

@@ -552,6 +552,9 @@ def test_empty_upstream_answer_is_a_success(upstream_client: httpx.Client) -> No
     [
         ("fail-500", "eu-west", "UPSTREAM_HTTP_500", True),
         ("fail-429", "eu-west", "UPSTREAM_HTTP_429", True),
+        ("fail-502", "eu-west", "UPSTREAM_HTTP_502", True),
+        ("fail-501", "eu-west", "UPSTREAM_HTTP_501", False),
+        ("fail-505", "eu-west", "UPSTREAM_HTTP_505", False),
         ("fail-400", "eu-west", "UPSTREAM_HTTP_400", False),
         ("not-json", "eu-west", "UPSTREAM_BAD_REPLY", True),
         ("no-choices", "eu-west", "UPSTREAM_BAD_REPLY", False),
@@ -581,6 +584,26 @@ def test_upstream_failures_say_whether_transient(
     assert failure["provider"] == f"openai-{region}"
     assert failure["model"] == model
     assert failure["message"] and data["error"] == failure["message"]
+
+
+@pytest.mark.parametrize(
+    ("model", "note"),
+    [
+        ("fail-501", " (Not Implemented), which a retry will not change"),
+        ("fail-502", ""),
+    ],
+)
+def test_an_upstream_error_page_is_quoted_on_one_line(
+    upstream_client: httpx.Client, model: str, note: str
+) -> None:
+    status = model[5:]
+    reply = upstream_client.post("/inference", json=body(model, "hi", "eu-west"))
+
+    assert reply.json()["failure"]["message"] == (
+        f"upstream returned HTTP {status}{note}: <html> <head><title>{status} "
+        f"Error</title></head> <body> <center><h1>{status} Error</h1></center> "
+        "<hr><center>nginx</center> </body> </html>"
+    )
 
 
 def test_upstream_region_is_never_served_offline_and_vice_versa(

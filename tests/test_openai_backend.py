@@ -93,6 +93,9 @@ async def test_an_empty_answer_is_a_result(client: OpenAIChatClient) -> None:
     [
         ("fail-500", "ROUTER_HTTP_500", True, "model crashed"),
         ("fail-429", "ROUTER_RATE_LIMITED", True, "slow down"),
+        ("fail-502", "ROUTER_HTTP_502", True, "<h1>502 Error</h1>"),
+        ("fail-501", "ROUTER_HTTP_501", False, "(Not Implemented), which a retry"),
+        ("fail-505", "ROUTER_HTTP_505", False, "(HTTP Version Not Supported)"),
         ("fail-400", "ROUTER_HTTP_400", False, "unknown model"),
         ("not-json", "ROUTER_REPLY_INVALID", True, "not JSON"),
         ("no-choices", "ROUTER_REPLY_INVALID", False, "no choices"),
@@ -107,6 +110,17 @@ async def test_server_errors_become_failures_with_a_retryable_flag(
     assert (reply.failure.code, reply.failure.retryable) == (code, retryable)
     assert detail in reply.failure.message
     assert reply.router.router_kind == "openai-compatible"
+
+
+async def test_an_error_page_is_quoted_on_one_line(client: OpenAIChatClient) -> None:
+    reply = await client.infer(call("fail-501"), timeout_seconds=10)
+
+    assert reply.failure is not None
+    assert reply.failure.message == (
+        "router failed with HTTP 501 (Not Implemented), which a retry will not "
+        "change: <html> <head><title>501 Error</title></head> <body> <center>"
+        "<h1>501 Error</h1></center> <hr><center>nginx</center> </body> </html>"
+    )
 
 
 async def test_a_slow_server_ends_at_the_deadline(client: OpenAIChatClient) -> None:

@@ -603,3 +603,89 @@ async def test_calls_in_flight_never_exceed_max_connections() -> None:
         await router_client.aclose()
     assert [reply.result for reply in replies] == [SUCCESS] * 8
     assert most == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable", "said"),
+    [
+        (500, True, "router failed with HTTP 500: "),
+        (502, True, "router failed with HTTP 502: "),
+        (
+            501,
+            False,
+            "router failed with HTTP 501 (Not Implemented), which a retry will "
+            "not change: ",
+        ),
+        (
+            505,
+            False,
+            "router failed with HTTP 505 (HTTP Version Not Supported), which a "
+            "retry will not change: ",
+        ),
+    ],
+)
+async def test_a_server_error_page_is_one_line_and_permanent_ones_not_retried(
+    canned: CannedRouter,
+    client: HybridRouterClient,
+    status: int,
+    retryable: bool,
+    said: str,
+) -> None:
+    page = (
+        f"<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n"
+        f"\t<h1>{status}   Error</h1>\r\n</body>\r\n</html>\r\n"
+    )
+    canned.enqueue(CannedReply(status, page, "text/html"))
+
+    reply = await client.infer(call_for("eu-west", "llama3.2-1b"), TIMEOUT)
+
+    assert reply.failure is not None
+    assert reply.failure.retryable is retryable
+    assert reply.failure.message == (
+        f"{said}<html> <head><title>{status}</title></head> <body> "
+        f"<h1>{status} Error</h1> </body> </html>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "quoted"),
+    [
+        (200, b"partial\n\n   reply", "'partial reply'"),
+        (422, {"detail": "bad\n\tprompt"}, ": bad prompt"),
+        (
+            422,
+            {"detail": [{"loc": ["body", "prompt"], "msg": "too\nlong"}]},
+            ": body.prompt: too long",
+        ),
+    ],
+)
+async def test_every_quoted_body_is_one_line(
+    canned: CannedRouter,
+    client: HybridRouterClient,
+    status: int,
+    body: Any,
+    quoted: str,
+) -> None:
+    canned.enqueue(CannedReply(status, body))
+
+    reply = await client.infer(call_for("eu-west", "llama3.2-1b"), TIMEOUT)
+
+    assert reply.failure is not None
+    assert reply.failure.message.endswith(quoted)
+
+
+async def test_a_secret_is_blanked_before_the_one_line_excerpt_is_cut(
+    canned: CannedRouter,
+) -> None:
+    secret = "sk-0123456789abcdef"
+    router_client = HybridRouterClient(canned.url, secrets=(secret,))
+    canned.enqueue(CannedReply(502, f"bad key\n\n\n{secret}\n" + "x " * 300))
+    try:
+        reply = await router_client.infer(call_for("eu-west", "llama3.2-1b"), TIMEOUT)
+    finally:
+        await router_client.aclose()
+
+    assert reply.failure is not None
+    message = reply.failure.message
+    assert message.startswith("router failed with HTTP 502: bad key [redacted] x x")
+    assert "\n" not in message and secret[:8] not in message

@@ -12,7 +12,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from tests.support.threaded_app import ThreadedApp
@@ -59,6 +64,9 @@ class FakeUpstream:
             return echo_key(request.headers.get("authorization", ""), model)
         if model == "fail-500":
             return PlainTextResponse("model crashed", status_code=500)
+        if model.startswith("fail-50"):
+            # A proxy's error page: several lines of HTML.
+            return HTMLResponse(error_page(int(model[5:])), status_code=int(model[5:]))
         if model == "fail-429":
             return PlainTextResponse("slow down", status_code=429)
         if model == "fail-400":
@@ -106,6 +114,15 @@ class FakeUpstream:
                 },
             }
         )
+
+
+def error_page(status: int) -> str:
+    """A multi-line HTML error page, as nginx and friends send."""
+    return (
+        f"<html>\r\n<head><title>{status} Error</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status}   Error</h1></center>\r\n\t<hr><center>nginx"
+        "</center>\r\n</body>\r\n</html>\r\n"
+    )
 
 
 # "echo-key-at-N-SHAPE": the bearer token quoted after N characters, in a
