@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from beacon.display_text import shown
 from beacon.export_rows import AnalysisIndex, cell_rows, class_name, status_name
-from beacon.render import unfinished_warning
+from beacon.render import reason_text, unfinished_warning
 from beacon.v1 import analysis_pb2, job_pb2
 from coordinator.analysis.build import job_models, job_question_ids, job_regions
 
@@ -159,7 +159,7 @@ def _matrix(result: job_pb2.JobResult, index: AnalysisIndex) -> list[QuestionVie
                                 index.answer_class(outcome.cell_id)
                             ),
                             answer=outcome.answer,
-                            reason=outcome.reason,
+                            reason=reason_text(outcome.status, outcome.reason),
                         )
                     )
                 cells.append(cell)

@@ -59,6 +59,15 @@ def outcome_label(
     return STATUS_LABEL.get(status, ("unknown", "red"))
 
 
+def reason_text(status: CellStatus, reason: str) -> str:
+    """A cell's reason as shown; never blank, as an empty one reads as lost."""
+    if reason.strip():
+        return reason
+    if status == job_pb2.CELL_STATUS_OPEN:
+        return "not final yet"
+    return "no reason recorded"
+
+
 def progress_bar(console: Console) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -140,7 +149,8 @@ def problem_lines(result: job_pb2.JobResult) -> list[str]:
     lines = [
         f"  {o.region} / {o.model} / {o.question_id}"
         + (f" / sample {o.sample}" if result.spec.samples > 1 else "")
-        + f": {outcome_label(o.status, o.classification)[0]}: {o.reason}"
+        + f": {outcome_label(o.status, o.classification)[0]}: "
+        + reason_text(o.status, o.reason)
         for o in problems[:MAX_LISTED_PROBLEMS]
     ]
     if len(problems) > MAX_LISTED_PROBLEMS:

@@ -106,3 +106,24 @@ def test_cells_outside_the_spec_are_still_in_the_html_matrix() -> None:
 
     assert 'data-cell-id="extra-cell"' in page
     assert "hidden answer" in page and "(not in the job&#39;s spec)" in page
+
+
+def test_an_open_cell_reads_as_not_final_yet_never_with_a_blank_reason() -> None:
+    result = running()
+    result.outcomes.add(
+        cell_id="no-reason",
+        region=US,
+        model=LLAMA,
+        question_id="q1",
+        sample=1,
+        status=job_pb2.CELL_STATUS_FAILED,
+    )
+
+    terminal = printed(result)
+    page = export(result, "html")
+
+    assert "eu-west / llama3.2-1b / q1: open: not final yet" in terminal
+    assert "us-east / llama3.2-1b / q1: FAILED: no reason recorded" in terminal
+    assert "open: not final yet" in page
+    assert "failed: no reason recorded" in page
+    assert ": \n" not in terminal and not terminal.rstrip().endswith(":")
