@@ -9,6 +9,7 @@ selects the standard library's loop instead, to compare or to debug.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -46,6 +47,14 @@ def check_choice() -> None:
     """Raise ConfigError now if the choice is not one of CHOICES, before a
     command has started anything."""
     loop_factory()
+
+
+def check_choice_for(parser: argparse.ArgumentParser) -> None:
+    """check_choice(), its refusal given as the parser's own usage error."""
+    try:
+        check_choice()
+    except ConfigError as exc:
+        parser.error(str(exc))
 
 
 def name() -> str:

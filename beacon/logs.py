@@ -32,7 +32,7 @@ class TextFormatter(logging.Formatter):
         # A message quotes what peers sent (a router's error body): a line
         # break or a terminal escape in it must not make a line of its own.
         message = record.message
-        record.message = one_line(message)
+        record.message = escaped_controls(message)
         try:
             line = super().formatMessage(record)
         finally:
@@ -45,7 +45,7 @@ class TextFormatter(logging.Formatter):
         return f"{line} {' '.join(extra)}" if extra else line
 
 
-def one_line(text: str) -> str:
+def escaped_controls(text: str) -> str:
     """`text` with every control, format or separator character escaped
     (a newline as \\n, an escape as \\x1b, a bidi override as \\u202e)."""
     if text.isprintable():

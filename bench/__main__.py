@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 from beacon import event_loop
-from beacon.settings import ConfigError
 from beacon.state_dir import writable_dir
 from bench.plan import Scenario
 from bench.report import MemoryGrowth, scenario_lines
@@ -22,10 +21,7 @@ logger = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        event_loop.check_choice()
-    except ConfigError as exc:
-        parser.error(str(exc))
+    event_loop.check_choice_for(parser)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
     scenarios = planned_scenarios(args)
@@ -94,51 +90,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def planned_scenarios(args: argparse.Namespace) -> list[Scenario]:
     """The scenarios the options ask for; a count of 0 questions skips one."""
-    scenarios: list[Scenario] = []
-    if args.slow_questions:
-        scenarios.append(
-            Scenario(
-                "slow",
-                args.slow_questions,
-                args.slow_latency,
-                args.per_region,
-                rounds=args.slow_rounds,
-                ratio_target=1.10,
-            )
-        )
-    if args.fast_questions:
-        scenarios.append(
-            Scenario(
-                "fast",
-                args.fast_questions,
-                0.0,
-                args.per_region,
-                rounds=args.fast_rounds,
-                ratio_target=1.5,
-            )
-        )
-    if args.unloaded_questions:
-        scenarios.append(
-            Scenario(
-                "unloaded",
-                args.unloaded_questions,
-                args.slow_latency,
-                per_region=1,
-                ratio_target=1.10,
-            )
-        )
-    # The memory run is measured against the 0 ms run's coordinator.
-    if args.memory_questions and args.fast_questions:
-        scenarios.append(
-            Scenario(
-                "memory",
-                args.memory_questions,
-                0.0,
-                args.per_region,
-                with_baseline=False,
-            )
-        )
-    return scenarios
+    candidates = [
+        Scenario(
+            "slow",
+            args.slow_questions,
+            args.slow_latency,
+            args.per_region,
+            rounds=args.slow_rounds,
+            ratio_target=1.10,
+        ),
+        Scenario(
+            "fast",
+            args.fast_questions,
+            0.0,
+            args.per_region,
+            rounds=args.fast_rounds,
+            ratio_target=1.5,
+        ),
+        Scenario(
+            "unloaded",
+            args.unloaded_questions,
+            args.slow_latency,
+            per_region=1,
+            ratio_target=1.10,
+        ),
+        # Measured against the 0 ms run's coordinator, so only beside it.
+        Scenario(
+            "memory",
+            args.memory_questions if args.fast_questions else 0,
+            0.0,
+            args.per_region,
+            with_baseline=False,
+        ),
+    ]
+    return [scenario for scenario in candidates if scenario.questions]
 
 
 def _count(text: str) -> int:

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 from beacon import event_loop
-from beacon.settings import ConfigError
 from beacon.state_dir import writable_dir
 from chaos.plan import ChaosPlan
 from chaos.run import run_chaos
@@ -31,10 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the deployment's state and logs here (default: a temporary folder)",
     )
     args = parser.parse_args(argv)
-    try:
-        event_loop.check_choice()
-    except ConfigError as exc:
-        parser.error(str(exc))
+    event_loop.check_choice_for(parser)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     plan = ChaosPlan(
         questions=args.questions,

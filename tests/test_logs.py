@@ -190,7 +190,7 @@ def test_what_a_peer_sent_cannot_make_a_text_line_of_its_own() -> None:
         "x: router failed: boom\\n2026-12-05 01:00:00,000 ERROR fake: "
         "FORGED\\x1b[31m\\u202eevil"
     )
-    assert logs.one_line("plain text, as most lines are") == (
+    assert logs.escaped_controls("plain text, as most lines are") == (
         "plain text, as most lines are"
     )
 
