@@ -25,20 +25,20 @@ def _choices(known: tuple[str, ...]) -> str:
 class UnknownRegionError(ValueError):
     """A region name that is not one of the regions offered here."""
 
-    def __init__(self, name: str, known: tuple[str, ...] = KNOWN_REGIONS) -> None:
+    def __init__(
+        self, name: str, known: tuple[str, ...] = KNOWN_REGIONS, problem: str = ""
+    ) -> None:
         self.name = name
-        super().__init__(f"unknown region {name!r}: {_choices(known)}")
+        super().__init__(f"{problem or f'unknown region {name!r}'}: {_choices(known)}")
 
 
 class UnservedRegionError(UnknownRegionError):
     """A real region (or its alias) that this deployment does not serve."""
 
     def __init__(self, name: str, region: str, known: tuple[str, ...]) -> None:
-        self.name = name
         said = region if name == region else f"{name!r} ({region})"
-        ValueError.__init__(
-            self,
-            f"region {said} is not served by this coordinator: {_choices(known)}",
+        super().__init__(
+            name, known, f"region {said} is not served by this coordinator"
         )
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
@@ -142,28 +143,27 @@ def _certificate_hint(error: ssl.SSLCertVerificationError, url: str) -> str:
     return CA_HINT
 
 
-def _cause(exc: BaseException, kind: type[E]) -> E | None:
-    """The first exception of `kind` in the chain that led to `exc`."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then each exception that led to it (httpx wraps the real one)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
+        yield current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return None
+
+
+def _cause(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of `kind` in the chain that led to `exc`."""
+    return next((e for e in _chain(exc) if isinstance(e, kind)), None)
 
 
 def _reason(exc: BaseException) -> str:
     """The first explanation in the chain, as httpx often wraps an empty one."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if str(current):
-            return f"{type(current).__name__}: {current}"
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return type(exc).__name__
+    return next(
+        (f"{type(e).__name__}: {e}" for e in _chain(exc) if str(e)),
+        type(exc).__name__,
+    )
 
 
 def _tls_record_in(exc: httpx.HTTPError) -> bool:
