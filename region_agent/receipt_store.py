@@ -35,6 +35,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from beacon.sqlite_worker import SqliteWorker
@@ -87,6 +88,24 @@ def _writer_for(path: Path) -> sqlite3.Connection:
     # stays what has been written since the last checkpoint.
     writer.execute("PRAGMA journal_size_limit=0")
     return writer
+
+
+def _in_one_transaction(
+    writer: sqlite3.Connection, work: Callable[[sqlite3.Connection], object]
+) -> None:
+    writer.execute("BEGIN")
+    try:
+        work(writer)
+        writer.execute("COMMIT")
+    except BaseException:
+        if writer.in_transaction:
+            writer.execute("ROLLBACK")
+        raise
+
+
+def _probe(writer: sqlite3.Connection) -> None:
+    writer.execute(PROBE, (PROBE_BYTES,))
+    writer.execute(UNPROBE)
 
 
 class ReceiptStore:
@@ -199,14 +218,7 @@ class ReceiptStore:
         writer = self._writer
         if writer is None:
             raise sqlite3.ProgrammingError("the receipts file is closed")
-        writer.execute("BEGIN")
-        try:
-            writer.executemany(INSERT, rows)
-            writer.execute("COMMIT")
-        except BaseException:
-            if writer.in_transaction:
-                writer.execute("ROLLBACK")
-            raise
+        _in_one_transaction(writer, lambda db: db.executemany(INSERT, rows))
         try:
             wal_bytes = self._wal.stat().st_size
         except OSError:
@@ -242,15 +254,7 @@ class ReceiptStore:
             if self._writes_paused:
                 continue
             try:
-                writer.execute("BEGIN")
-                try:
-                    writer.execute(PROBE, (PROBE_BYTES,))
-                    writer.execute(UNPROBE)
-                    writer.execute("COMMIT")
-                except BaseException:
-                    if writer.in_transaction:
-                        writer.execute("ROLLBACK")
-                    raise
+                _in_one_transaction(writer, _probe)
             except sqlite3.Error as exc:
                 self.outage.failed(exc, writes=0)
             else:
